@@ -1,0 +1,197 @@
+"""The one exception tree of attestd.
+
+Every class carries a stable ``code`` (a string that never changes once released); messages are for
+humans and may change. Only the HTTP layer (and the CLI) map these to status codes / exit codes.
+
+Our exception hierarchy::
+
+    AttestdError
+    ├── EvidenceError                      the evidence is at fault (client error)
+    │   ├── MalformedEvidence              bytes do not parse (structure, field, offset)
+    │   ├── UnsupportedEvidence            well-formed, but a version/type we do not verify
+    │   └── VerificationError              parsed, but does not verify
+    │       ├── UntrustedCertificateChain  chain does not lead to a configured trust anchor
+    │       ├── InvalidCertificateChain    wrong shape, issuer/subject mismatch, bad signature
+    │       ├── CertificateExpired         a certificate in the evidence is outside its validity
+    │       ├── CertificateRevoked         PCK or intermediate listed in a CRL
+    │       ├── InvalidQuoteSignature      attestation-key signature over header||body fails
+    │       ├── InvalidQeReportSignature   PCK signature over the QE report fails
+    │       ├── QeReportDataMismatch       QE report_data does not bind the attestation key
+    │       ├── QeIdentityMismatch         QE report does not match the QE Identity
+    │       ├── TcbInfoMismatch            FMSPC / PCE-ID / TEE type differ from the TCB Info
+    │       ├── TdxModuleMismatch          TDX module identity not found or not matching
+    │       ├── TcbNotSupported            no TCB level matches the platform
+    │       ├── TcbRevoked                 the matched TCB level (platform, QE or module) is Revoked
+    │       └── TcbStatusUnrecognized      the collateral carries a status we do not know
+    ├── CollateralError                    the verifier's inputs are at fault (service error)
+    │   ├── CollateralMalformed            collateral does not parse
+    │   ├── CollateralSignatureInvalid     collateral or its issuer chain does not verify
+    │   ├── CollateralUntrusted            collateral chain does not lead to the trust anchor
+    │   ├── CollateralRevoked              collateral signing certificate is revoked
+    │   ├── CollateralExpired              collateral (CRL, TCB Info, QE Identity, chain) outside its window
+    │   └── CollateralUnavailable          no collateral for this platform (missing file, 404, network)
+    └── ConfigurationError                 bad options or trust anchors
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AttestdError",
+    "CertificateExpired",
+    "CertificateRevoked",
+    "CollateralError",
+    "CollateralExpired",
+    "CollateralMalformed",
+    "CollateralRevoked",
+    "CollateralSignatureInvalid",
+    "CollateralUnavailable",
+    "CollateralUntrusted",
+    "ConfigurationError",
+    "EvidenceError",
+    "InvalidCertificateChain",
+    "InvalidQeReportSignature",
+    "InvalidQuoteSignature",
+    "MalformedEvidence",
+    "QeIdentityMismatch",
+    "QeReportDataMismatch",
+    "TcbInfoMismatch",
+    "TcbNotSupported",
+    "TcbRevoked",
+    "TcbStatusUnrecognized",
+    "TdxModuleMismatch",
+    "UnsupportedEvidence",
+    "UntrustedCertificateChain",
+    "VerificationError",
+]
+
+
+class AttestdError(Exception):
+    """Base of every error attestd raises on purpose."""
+
+    code: str = "Error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class EvidenceError(AttestdError):
+    code = "InvalidEvidence"
+
+
+class MalformedEvidence(EvidenceError):
+    """The evidence bytes do not parse. Names the structure, the field and the byte offset."""
+
+    code = "MalformedEvidence"
+
+    def __init__(self, structure: str, field: str, offset: int, reason: str) -> None:
+        super().__init__(f"{structure}.{field} at offset {offset}: {reason}")
+        self.structure = structure
+        self.field = field
+        self.offset = offset
+        self.reason = reason
+
+
+class UnsupportedEvidence(EvidenceError):
+    code = "UnsupportedEvidence"
+
+
+class VerificationError(EvidenceError):
+    code = "VerificationFailed"
+
+
+class UntrustedCertificateChain(VerificationError):
+    code = "UntrustedCertificateChain"
+
+
+class InvalidCertificateChain(VerificationError):
+    code = "InvalidCertificateChain"
+
+
+class CertificateExpired(VerificationError):
+    code = "CertificateExpired"
+
+
+class CertificateRevoked(VerificationError):
+    code = "CertificateRevoked"
+
+
+class InvalidQuoteSignature(VerificationError):
+    code = "InvalidQuoteSignature"
+
+
+class InvalidQeReportSignature(VerificationError):
+    code = "InvalidQeReportSignature"
+
+
+class QeReportDataMismatch(VerificationError):
+    code = "QeReportDataMismatch"
+
+
+class QeIdentityMismatch(VerificationError):
+    code = "QeIdentityMismatch"
+
+
+class TcbInfoMismatch(VerificationError):
+    code = "TcbInfoMismatch"
+
+
+class TdxModuleMismatch(VerificationError):
+    code = "TdxModuleMismatch"
+
+
+class TcbNotSupported(VerificationError):
+    code = "TcbNotSupported"
+
+
+class TcbRevoked(VerificationError):
+    code = "TcbRevoked"
+
+
+class TcbStatusUnrecognized(VerificationError):
+    code = "TcbStatusUnrecognized"
+
+
+class CollateralError(AttestdError):
+    code = "CollateralError"
+
+
+class CollateralMalformed(CollateralError):
+    code = "CollateralMalformed"
+
+
+class CollateralSignatureInvalid(CollateralError):
+    code = "CollateralSignatureInvalid"
+
+
+class CollateralUntrusted(CollateralError):
+    code = "CollateralUntrusted"
+
+
+class CollateralRevoked(CollateralError):
+    code = "CollateralRevoked"
+
+
+class CollateralExpired(CollateralError):
+    """Some collateral is outside its validity window at the verification time.
+
+    ``item`` names it (``pck_crl``, ``root_ca_crl``, ``tcb_info``, ``qe_identity``, or a chain
+    certificate such as ``tcb_info_issuer_chain:Intel SGX TCB Signing``).
+    """
+
+    code = "CollateralExpired"
+
+    def __init__(self, item: str, message: str) -> None:
+        super().__init__(message)
+        self.item = item
+
+
+class CollateralUnavailable(CollateralError):
+    code = "CollateralUnavailable"
+
+
+class ConfigurationError(AttestdError):
+    code = "ConfigurationError"

@@ -1,0 +1,131 @@
+"""X.509 and CRL loading over pyca/cryptography, and the trust anchors. No attestation semantics.
+
+Foreign errors (``ValueError`` from cryptography) are translated here, at this one boundary, into
+the error class the caller names.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from attestd.errors import AttestdError, ConfigurationError
+
+__all__ = [
+    "TrustAnchors",
+    "default_trust_anchors",
+    "ecdsa_p256_verify_raw",
+    "load_crl",
+    "load_pem_certificates",
+    "p256_public_key",
+    "spki_der",
+    "within",
+]
+
+_SHA256_ECDSA = ec.ECDSA(hashes.SHA256())
+
+
+def load_pem_certificates(
+    data: bytes, what: str, error: type[AttestdError], *, count: int | None = None
+) -> list[x509.Certificate]:
+    """Every certificate of a PEM bundle (NULs and surrounding whitespace tolerated)."""
+    try:
+        certs = x509.load_pem_x509_certificates(bytes(data).rstrip(b"\x00"))
+    except ValueError as exc:
+        raise error(f"{what}: not a PEM certificate chain ({exc})") from exc
+    if count is not None and len(certs) != count:
+        raise error(f"{what}: {len(certs)} certificates, expected {count}")
+    return certs
+
+
+def load_crl(data: bytes, what: str, error: type[AttestdError]) -> x509.CertificateRevocationList:
+    """A CRL in PEM, DER or hex-encoded DER (Intel PCCS serves hex), as QvE accepts."""
+    raw = bytes(data).strip(b"\x00\r\n\t ")
+    try:
+        if raw.startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_crl(raw)
+        if raw[:1] == b"\x30":
+            return x509.load_der_x509_crl(raw)
+        return x509.load_der_x509_crl(binascii.unhexlify(raw))
+    except (ValueError, binascii.Error) as exc:
+        raise error(f"{what}: not a CRL in PEM, DER or hex-DER ({exc})") from exc
+
+
+def spki_der(key: ec.EllipticCurvePublicKey | x509.Certificate) -> bytes:
+    if isinstance(key, x509.Certificate):
+        pub = key.public_key()
+        if not isinstance(pub, ec.EllipticCurvePublicKey):
+            raise ConfigurationError("expected an EC public key")
+        key = pub
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def p256_public_key(raw: bytes) -> ec.EllipticCurvePublicKey:
+    """A P-256 key from raw X || Y (64 bytes); ValueError if not a point on the curve."""
+    if len(raw) != 64:
+        raise ValueError("P-256 raw public key must be 64 bytes")
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + raw)
+
+
+def ecdsa_p256_verify_raw(key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> bool:
+    """ECDSA-P256-SHA256 over ``data`` with a raw r || s signature. Returns whether it verifies;
+    callers turn False into their own typed error at once."""
+    if len(signature) != 64:
+        return False
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    try:
+        key.verify(der, data, _SHA256_ECDSA)
+    except InvalidSignature:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    """Root certificates, pinned by public key (dcap.md addendum: genuine quotes embed an older
+    issuance of the Intel SGX Root CA with the same key). A chain is trusted when its self-signed
+    root has the public key of one of these and is itself within its validity period."""
+
+    certificates: tuple[x509.Certificate, ...]
+
+    def __post_init__(self) -> None:
+        if not self.certificates:
+            raise ConfigurationError("no trust anchors: refusing to verify against an empty set")
+
+    @classmethod
+    def from_pem(cls, data: bytes, what: str = "trust anchor") -> TrustAnchors:
+        return cls(tuple(load_pem_certificates(data, what, ConfigurationError)))
+
+    @property
+    def public_keys(self) -> frozenset[bytes]:
+        return frozenset(spki_der(c) for c in self.certificates)
+
+    def describe(self) -> str:
+        return ", ".join(c.subject.rfc4514_string() for c in self.certificates)
+
+
+def default_trust_anchors() -> TrustAnchors:
+    """The Intel SGX Root CA shipped in the package (SHA-256 of DER 44a0196b…74d3)."""
+    pem = resources.files("attestd").joinpath("data/intel_sgx_root_ca.pem").read_bytes()
+    return TrustAnchors.from_pem(pem, "built-in Intel SGX Root CA")
+
+
+def within(cert: x509.Certificate, at: datetime) -> bool:
+    return cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
+
+
+def names(certs: Sequence[x509.Certificate]) -> str:
+    return " <- ".join(c.subject.rfc4514_string() for c in certs)

@@ -1,0 +1,160 @@
+"""The Intel SGX PCK certificate extension (OID 1.2.840.113741.1.13.1). Parse only.
+
+Intel SGX PCK Certificate and CRL Profile Specification, §1.3.5 "Intel SGX PCK Certificate"
+(table "SGX Extensions"): a SEQUENCE of (OID, value) pairs:
+
+- ``.1`` PPID, OCTET STRING (16)
+- ``.2`` TCB, SEQUENCE of (OID, INTEGER) for ``.2.1``-``.2.16`` (SGX TCB component SVNs),
+  ``.2.17`` PCESVN (INTEGER) and ``.2.18`` CPUSVN (OCTET STRING 16)
+- ``.3`` PCE-ID, OCTET STRING (2)
+- ``.4`` FMSPC, OCTET STRING (6)
+- ``.5`` SGX Type, ENUMERATED (0 Standard, 1 Scalable, 2 Scalable with Integrity)
+- Platform CA certificates only: ``.6`` PlatformInstanceID, OCTET STRING (16), and ``.7``
+  Configuration, SEQUENCE of ``.7.1`` dynamicPlatform, ``.7.2`` cachedKeys, ``.7.3`` SMTEnabled
+  (BOOLEAN, each optional)
+
+A Processor CA certificate has 5 entries, a Platform CA certificate 7 (dcap.md §1.E step 19).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from attestd.errors import MalformedEvidence
+
+__all__ = ["SGX_EXTENSION_OID", "PckExtension", "parse_pck_extension"]
+
+SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
+_STRUCT = "PckSgxExtension"
+_OID_PREFIX = bytes.fromhex("2a864886f84d010d01")  # DER body of 1.2.840.113741.1.13.1
+
+_SEQUENCE, _INTEGER, _OCTET_STRING, _OID, _ENUMERATED, _BOOLEAN = 0x30, 0x02, 0x04, 0x06, 0x0A, 0x01
+
+
+@dataclass(frozen=True, slots=True)
+class PckExtension:
+    ppid: bytes
+    tcb_components: tuple[int, ...]  # 16 SGX TCB component SVNs
+    pcesvn: int
+    cpusvn: bytes
+    pce_id: bytes
+    fmspc: bytes
+    sgx_type: int
+    platform_instance_id: bytes | None = None
+    dynamic_platform: bool | None = None
+    cached_keys: bool | None = None
+    smt_enabled: bool | None = None
+
+
+def _tlv(data: bytes, pos: int, end: int, field: str) -> tuple[int, int, int]:
+    """Read one DER TLV in ``data[pos:end]``; return (tag, value_start, value_end)."""
+    if pos + 2 > end:
+        raise MalformedEvidence(_STRUCT, field, pos, "truncated DER header")
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 4 or pos + n > end:
+            raise MalformedEvidence(_STRUCT, field, pos - 1, "bad DER length")
+        length = int.from_bytes(data[pos : pos + n], "big")
+        pos += n
+    if pos + length > end:
+        raise MalformedEvidence(_STRUCT, field, pos, f"DER value of {length} bytes overruns")
+    return tag, pos, pos + length
+
+
+def _expect(data: bytes, pos: int, end: int, tag: int, field: str) -> tuple[int, int]:
+    t, s, e = _tlv(data, pos, end, field)
+    if t != tag:
+        raise MalformedEvidence(_STRUCT, field, pos, f"DER tag 0x{t:02x}, expected 0x{tag:02x}")
+    return s, e
+
+
+def _items(data: bytes, start: int, end: int, field: str) -> dict[bytes, tuple[int, int, int, int]]:
+    """A SEQUENCE OF SEQUENCE {OID, value} -> {oid_body: (tag, value_start, value_end, offset)}."""
+    out: dict[bytes, tuple[int, int, int, int]] = {}
+    pos = start
+    while pos < end:
+        s, e = _expect(data, pos, end, _SEQUENCE, field)
+        os_, oe = _expect(data, s, e, _OID, field)
+        oid = data[os_:oe]
+        tag, vs, ve = _tlv(data, oe, e, field)
+        if ve != e:
+            raise MalformedEvidence(_STRUCT, field, ve, "extra data in (OID, value) pair")
+        if oid in out:
+            raise MalformedEvidence(_STRUCT, field, pos, f"duplicate entry {oid.hex()}")
+        out[oid] = (tag, vs, ve, pos)
+        pos = e
+    return out
+
+
+def _get(
+    data: bytes, items: dict[bytes, tuple[int, int, int, int]], oid: bytes, tag: int, name: str,
+    size: int | None = None,
+) -> bytes:
+    got = items.get(oid)
+    if got is None:
+        raise MalformedEvidence(_STRUCT, name, 0, "required entry missing")
+    t, s, e, off = got
+    if t != tag:
+        raise MalformedEvidence(_STRUCT, name, off, f"DER tag 0x{t:02x}, expected 0x{tag:02x}")
+    if size is not None and e - s != size:
+        raise MalformedEvidence(_STRUCT, name, off, f"{e - s} bytes, expected {size}")
+    return data[s:e]
+
+
+def _uint(raw: bytes, name: str) -> int:
+    if not raw or raw[0] & 0x80 or len(raw) > 9:
+        raise MalformedEvidence(_STRUCT, name, 0, "not a small non-negative INTEGER")
+    return int.from_bytes(raw, "big")
+
+
+def parse_pck_extension(value: bytes) -> PckExtension:
+    """Parse the DER value of the SGX extension; raises :class:`MalformedEvidence`."""
+    s, e = _expect(value, 0, len(value), _SEQUENCE, "extension")
+    if e != len(value):
+        raise MalformedEvidence(_STRUCT, "extension", e, "trailing bytes")
+    top = _items(value, s, e, "extension")
+    p = _OID_PREFIX
+    if len(top) not in (5, 7):
+        raise MalformedEvidence(_STRUCT, "extension", 0, f"{len(top)} entries, expected 5 or 7")
+    tcb_raw = top.get(p + b"\x02")
+    if tcb_raw is None or tcb_raw[0] != _SEQUENCE:
+        raise MalformedEvidence(_STRUCT, "tcb", 0, "required SEQUENCE missing")
+    tcb = _items(value, tcb_raw[1], tcb_raw[2], "tcb")
+    comps = tuple(
+        _uint(_get(value, tcb, p + bytes([2, i]), _INTEGER, f"tcb.sgxtcbcomp{i:02d}svn"), "svn")
+        for i in range(1, 17)
+    )
+    ext = PckExtension(
+        ppid=_get(value, top, p + b"\x01", _OCTET_STRING, "ppid", 16),
+        tcb_components=comps,
+        pcesvn=_uint(_get(value, tcb, p + bytes([2, 17]), _INTEGER, "tcb.pcesvn"), "tcb.pcesvn"),
+        cpusvn=_get(value, tcb, p + bytes([2, 18]), _OCTET_STRING, "tcb.cpusvn", 16),
+        pce_id=_get(value, top, p + b"\x03", _OCTET_STRING, "pceid", 2),
+        fmspc=_get(value, top, p + b"\x04", _OCTET_STRING, "fmspc", 6),
+        sgx_type=_uint(_get(value, top, p + b"\x05", _ENUMERATED, "sgx_type"), "sgx_type"),
+    )
+    if len(top) == 5:
+        return ext
+    instance = _get(value, top, p + b"\x06", _OCTET_STRING, "platform_instance_id", 16)
+    conf_raw = top.get(p + b"\x07")
+    if conf_raw is None or conf_raw[0] != _SEQUENCE:
+        raise MalformedEvidence(_STRUCT, "configuration", 0, "required SEQUENCE missing")
+    conf = _items(value, conf_raw[1], conf_raw[2], "configuration")
+
+    def flag(i: int, name: str) -> bool | None:
+        if p + bytes([7, i]) not in conf:
+            return None
+        raw = _get(value, conf, p + bytes([7, i]), _BOOLEAN, name, 1)
+        return raw != b"\x00"
+
+    return replace(
+        ext,
+        platform_instance_id=instance,
+        dynamic_platform=flag(1, "configuration.dynamic_platform"),
+        cached_keys=flag(2, "configuration.cached_keys"),
+        smt_enabled=flag(3, "configuration.smt_enabled"),
+    )

@@ -1,0 +1,719 @@
+"""Verify an Intel SGX or TDX ECDSA quote against Intel collateral, as Intel QVL/QvE decides.
+
+The steps and their numbers are dcap.md §1 (Intel's spec section numbers in brackets). The result
+is a :class:`DcapResult`: a quote that is genuine, its TCB status and advisory IDs, and what was
+checked. Anything else raises a typed error from :mod:`attestd.errors`; nothing returns False.
+
+Caching: a :class:`DcapVerifier` remembers what it verified, keyed by the exact bytes verified
+(certificate chains, CRLs, TCB Info, QE Identity, QE report signatures). Time checks are never
+cached: every validity window is checked again at each verification's time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from attestd.collateral.intel import (
+    EnclaveIdentity,
+    TcbInfo,
+    TcbLevel,
+    parse_enclave_identity,
+    parse_tcb_info,
+)
+from attestd.collateral.source import CaType, CollateralSource, DcapCollateral, Tee
+from attestd.errors import (
+    AttestdError,
+    CertificateExpired,
+    CertificateRevoked,
+    CollateralExpired,
+    CollateralMalformed,
+    CollateralRevoked,
+    CollateralSignatureInvalid,
+    CollateralUntrusted,
+    InvalidCertificateChain,
+    InvalidQeReportSignature,
+    InvalidQuoteSignature,
+    MalformedEvidence,
+    QeIdentityMismatch,
+    QeReportDataMismatch,
+    TcbInfoMismatch,
+    TcbNotSupported,
+    TcbRevoked,
+    TdxModuleMismatch,
+    UnsupportedEvidence,
+    UntrustedCertificateChain,
+)
+from attestd.evidence.quote import CERT_TYPE_PCK_CERT_CHAIN, BodyType, Quote, TdReport, parse_quote
+from attestd.pki.certs import (
+    TrustAnchors,
+    default_trust_anchors,
+    ecdsa_p256_verify_raw,
+    load_crl,
+    load_pem_certificates,
+    p256_public_key,
+    spki_der,
+)
+from attestd.pki.sgx_extension import SGX_EXTENSION_OID, PckExtension, parse_pck_extension
+from attestd.verify import tcb
+
+__all__ = ["INTEL_QE_VENDOR_ID", "DcapResult", "DcapVerifier", "TcbEvaluation"]
+
+INTEL_QE_VENDOR_ID = bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")
+_SGX_EXT = x509.ObjectIdentifier(SGX_EXTENSION_OID)
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class TcbEvaluation:
+    """How the status was reached: the level matched and each partial status."""
+
+    platform_status: str  # SGX level status (for TDX: the level matching SGX and TDX)
+    sgx_status: str
+    qe_status: str
+    module_status: str | None  # TDX only
+    tcb_date: str
+    qe_tcb_date: str
+    tcb_evaluation_data_number: int
+    qe_tcb_evaluation_data_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class DcapResult:
+    """A verified quote. ``tcb_status`` is Intel's final status; policy decides what it allows."""
+
+    quote: Quote
+    tee: Tee
+    tcb_status: str
+    advisory_ids: tuple[str, ...]
+    evaluation: TcbEvaluation
+    pck: PckExtension
+    pck_ca: CaType
+    verification_time: datetime
+    collateral_expired: bool
+    expired_items: tuple[str, ...]
+    earliest_expiration: datetime
+    collateral: DcapCollateral
+
+
+@dataclass(slots=True)
+class _Chain:
+    certs: tuple[x509.Certificate, ...]
+    windows: tuple[tuple[str, datetime, datetime], ...]
+
+
+@dataclass(slots=True)
+class _Pck:
+    chain: _Chain
+    ext: PckExtension
+    key: ec.EllipticCurvePublicKey
+    ca: CaType
+    issuer: x509.Name
+    leaf_serial: int
+    ca_serial: int
+    leaf_der: bytes
+
+
+@dataclass(slots=True)
+class _Collateral:
+    root_crl_revoked: frozenset[int]
+    pck_crl_issuer: x509.Name
+    pck_crl_revoked: frozenset[int]
+    tcb_info: TcbInfo
+    levels: tuple[TcbLevel, ...]
+    qe_identity: EnclaveIdentity
+    windows: tuple[tuple[str, datetime, datetime], ...]
+
+
+@dataclass
+class _Run:
+    """Per-verification state: the time and what was found expired."""
+
+    at: datetime
+    allow_expired: bool
+    expired: list[str] = field(default_factory=list)
+    earliest: datetime = datetime.max.replace(tzinfo=UTC)
+
+    def window(
+        self, item: str, start: datetime, end: datetime, error: Callable[[str, str], AttestdError]
+    ) -> None:
+        self.earliest = min(self.earliest, end)
+        if start <= self.at <= end:
+            return
+        if self.allow_expired:
+            self.expired.append(item)
+            return
+        when = "not valid before" if self.at < start else "expired at"
+        stamp = start if self.at < start else end
+        raise error(
+            item, f"{item}: {when} {stamp.isoformat()} (verification time {self.at.isoformat()})"
+        )
+
+
+def _cert_expired(item: str, message: str) -> AttestdError:
+    return CertificateExpired(message)
+
+
+def _collateral_expired(item: str, message: str) -> AttestdError:
+    return CollateralExpired(item, message)
+
+
+def _cn(cert: x509.Certificate | x509.Name) -> str:
+    name = cert.subject if isinstance(cert, x509.Certificate) else cert
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else ""
+
+
+class DcapVerifier:
+    """Verifies SGX and TDX quotes (dcap.md §1).
+
+    :param collateral: where TCB Info, QE Identity, CRLs and their chains come from.
+    :param trust_anchors: root certificates, pinned by public key. Default: the Intel SGX Root CA
+        shipped in the package.
+    :param allow_expired_collateral: default False. When True, collateral or certificates outside
+        their validity window at the verification time do not fail verification; the result is
+        marked ``collateral_expired`` and lists them (QvE's ``collateral_expiration_status``).
+        Meant for audits of past evidence with archived collateral.
+    """
+
+    def __init__(
+        self,
+        *,
+        collateral: CollateralSource,
+        trust_anchors: TrustAnchors | None = None,
+        allow_expired_collateral: bool = False,
+    ) -> None:
+        self.source = collateral
+        self.anchors = trust_anchors or default_trust_anchors()
+        self.allow_expired_collateral = allow_expired_collateral
+        self._anchor_keys = self.anchors.public_keys
+        self._signed: set[tuple[bytes, bytes]] = set()
+        self._pem: dict[bytes, tuple[x509.Certificate, ...]] = {}
+        self._pck: dict[bytes, _Pck] = {}
+        self._collateral: dict[DcapCollateral, _Collateral] = {}
+        self._qe_sig: set[tuple[bytes, bytes, bytes]] = set()
+        self._att_keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
+
+    def clear_caches(self) -> None:
+        for c in (self._signed, self._pem, self._pck, self._collateral, self._qe_sig, self._att_keys):
+            c.clear()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def verify(
+        self,
+        quote: Quote | bytes,
+        *,
+        at: datetime | None = None,
+        pck_chain: bytes | None = None,
+        collateral: DcapCollateral | None = None,
+    ) -> DcapResult:
+        """Verify ``quote`` at time ``at`` (default: now, UTC).
+
+        :param pck_chain: the PCK certificate chain as PEM (leaf, CA, root), used instead of the
+            quote's own: needed for certification data types 1-4, which carry no chain (Intel's
+            library API takes it from the caller the same way).
+        :param collateral: use this collateral instead of asking the source.
+        """
+        q = quote if isinstance(quote, Quote) else parse_quote(quote)
+        run = _Run(
+            at=(at or datetime.now(UTC)).astimezone(UTC),
+            allow_expired=self.allow_expired_collateral,
+        )
+        tee: Tee = "tdx" if q.tee.name == "TDX" else "sgx"
+        # [A.2] The QE vendor must be Intel.
+        if q.header.qe_vendor_id != INTEL_QE_VENDOR_ID:
+            raise UnsupportedEvidence(
+                f"quote header qe_vendor_id {q.header.qe_vendor_id.hex()} at offset 12 is not "
+                f"Intel's ({INTEL_QE_VENDOR_ID.hex()})"
+            )
+
+        # B. PCK certificate chain (steps 7-9, 11).
+        pck = self._pck_chain(q, pck_chain)
+        for item, start, end in pck.chain.windows:
+            run.window(item, start, end, _cert_expired)
+
+        # C/D. Collateral (steps 10, 12-16).
+        coll = collateral or self.source.dcap_collateral(tee=tee, fmspc=pck.ext.fmspc, ca=pck.ca)
+        vc = self._verified_collateral(coll)
+        for item, start, end in vc.windows:
+            run.window(item, start, end, _collateral_expired)
+
+        # 10/17. CRLs: the PCK CRL must be the one of the leaf's issuer; nothing revoked.
+        if vc.pck_crl_issuer != pck.issuer:
+            raise CollateralUntrusted(
+                f"pck_crl is issued by {vc.pck_crl_issuer.rfc4514_string()}, but the PCK "
+                f"certificate by {pck.issuer.rfc4514_string()} (wrong CA type: need the "
+                f"{pck.ca} CA CRL)"
+            )
+        if pck.ca_serial in vc.root_crl_revoked:
+            raise CertificateRevoked(
+                f"PCK chain: {_cn(pck.chain.certs[1])} (serial {pck.ca_serial:x}) is revoked by "
+                "the Root CA CRL"
+            )
+        if pck.leaf_serial in vc.pck_crl_revoked:
+            raise CertificateRevoked(
+                f"PCK chain: the PCK certificate (serial {pck.leaf_serial:x}) is revoked by the "
+                f"{pck.ca} CA CRL"
+            )
+
+        # 18. TCB Info must fit the TEE and the platform.
+        info = vc.tcb_info
+        if info.id is None and tee == "tdx":
+            raise TcbInfoMismatch("tcb_info: version 2 TCB Info cannot judge a TDX quote")
+        if info.id is not None and info.id.lower() != tee:
+            raise TcbInfoMismatch(f"tcb_info: id {info.id!r} does not match the {tee.upper()} quote")
+        if info.fmspc != pck.ext.fmspc:
+            raise TcbInfoMismatch(
+                f"tcb_info: fmspc {info.fmspc.hex()} differs from the PCK certificate's "
+                f"{pck.ext.fmspc.hex()}"
+            )
+        if info.pce_id != pck.ext.pce_id:
+            raise TcbInfoMismatch(
+                f"tcb_info: pceId {info.pce_id.hex()} differs from the PCK certificate's "
+                f"{pck.ext.pce_id.hex()}"
+            )
+
+        # 20. TDX module identity (mrsignerseam, seam attributes).
+        td = q.body if isinstance(q.body, TdReport) else None
+        if td is not None:
+            self._check_tdx_module(q, td, info)
+
+        # 21. The QE report signature, by the PCK key.
+        qe = q.qe
+        sig_key = (pck.leaf_der, qe.qe_report.raw, qe.qe_report_signature)
+        if sig_key not in self._qe_sig:
+            if not ecdsa_p256_verify_raw(pck.key, qe.qe_report_signature, qe.qe_report.raw):
+                raise InvalidQeReportSignature(
+                    "QE report signature (quote auth data) does not verify with the PCK "
+                    "certificate's key"
+                )
+            self._remember(self._qe_sig, sig_key)
+
+        # 22. QE_report.report_data[0:32] == SHA256(attestation_key || qe_auth_data).
+        binding = hashlib.sha256(q.attestation_key + qe.qe_auth_data).digest()
+        if qe.qe_report.report_data[:32] != binding:
+            raise QeReportDataMismatch(
+                "QE report report_data[0:32] is not SHA-256(attestation_key || qe_auth_data): "
+                "the attestation key is not the one the QE certified"
+            )
+
+        # 23. QE identity.
+        qe_status, qe_level_date = self._check_qe_identity(q, vc.qe_identity, tee)
+
+        # 24. The quote signature over header || body, by the attestation key.
+        key = self._att_keys.get(q.attestation_key)
+        if key is None:
+            try:
+                key = p256_public_key(q.attestation_key)
+            except ValueError as exc:
+                raise UnsupportedEvidence(
+                    "quote attestation_key (auth data offset 64) is not a P-256 point"
+                ) from exc
+            self._remember(self._att_keys, q.attestation_key, key)
+        if not ecdsa_p256_verify_raw(key, q.signature, q.signed_data):
+            raise InvalidQuoteSignature(
+                "quote signature does not verify with the attestation key over header || body"
+            )
+
+        # 25-28. TCB level, TDX module status, TD relaunch, QE merge.
+        return self._tcb(q, td, pck, coll, vc, run, tee, qe_status, qe_level_date)
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _tcb(
+        self,
+        q: Quote,
+        td: TdReport | None,
+        pck: _Pck,
+        coll: DcapCollateral,
+        vc: _Collateral,
+        run: _Run,
+        tee: Tee,
+        qe_status: str,
+        qe_date: str,
+    ) -> DcapResult:
+        info = vc.tcb_info
+        tee_svn = td.tee_tcb_svn if td is not None else None
+        m = tcb.match_tcb_levels(vc.levels, pck.ext.tcb_components, pck.ext.pcesvn, tee_svn)
+        if m.sgx_level is None:
+            raise TcbNotSupported(
+                "no TCB level of the TCB Info is met by the PCK certificate's TCB "
+                f"(SGX components {list(pck.ext.tcb_components)}, PCESVN {pck.ext.pcesvn})"
+            )
+        sgx_status = m.sgx_level.status
+        level = m.sgx_level
+        module_status: str | None = None
+        if td is None:
+            status = sgx_status
+        else:
+            if m.tdx_level is None:
+                raise TcbNotSupported(
+                    "no TCB level is met by both the PCK certificate's TCB and the TD's "
+                    f"tee_tcb_svn {td.tee_tcb_svn.hex()}"
+                )
+            level = m.tdx_level
+            module_status = self._module_status(q, td, info)
+            status = tcb.converge_with_module(level.status, module_status)
+            if status != tcb.REVOKED and q.body_type == BodyType.TD_REPORT15:
+                assert td.tee_tcb_svn2 is not None
+                status = tcb.relaunch_check(
+                    info,
+                    vc.levels,
+                    td.tee_tcb_svn2,
+                    sgx_status=sgx_status,
+                    tdx_status=status,
+                    module_status=module_status,
+                    qe_status=qe_status,
+                )
+                if status == tcb.TDX_MODULE_MISMATCH:
+                    raise TdxModuleMismatch(
+                        f"tee_tcb_svn2 module version {td.tee_tcb_svn2[1]} has no TDX module "
+                        "identity in the TCB Info"
+                    )
+        status = tcb.converge_with_qe(status, qe_status)
+        if status == tcb.NOT_SUPPORTED:
+            raise TcbNotSupported("the TCB is not supported by the collateral (QE or module level)")
+        if status == tcb.REVOKED:
+            raise TcbRevoked(
+                f"TCB level is Revoked (platform {level.status}, QE {qe_status}"
+                + (f", TDX module {module_status}" if module_status else "")
+                + f"; advisories {', '.join(level.advisory_ids) or 'none'})"
+            )
+        return DcapResult(
+            quote=q,
+            tee=tee,
+            tcb_status=status,
+            advisory_ids=level.advisory_ids,
+            evaluation=TcbEvaluation(
+                platform_status=level.status,
+                sgx_status=sgx_status,
+                qe_status=qe_status,
+                module_status=module_status,
+                tcb_date=level.tcb_date,
+                qe_tcb_date=qe_date,
+                tcb_evaluation_data_number=info.tcb_evaluation_data_number,
+                qe_tcb_evaluation_data_number=vc.qe_identity.tcb_evaluation_data_number,
+            ),
+            pck=pck.ext,
+            pck_ca=pck.ca,
+            verification_time=run.at,
+            collateral_expired=bool(run.expired),
+            expired_items=tuple(run.expired),
+            earliest_expiration=run.earliest,
+            collateral=coll,
+        )
+
+    def _check_tdx_module(self, q: Quote, td: TdReport, info: TcbInfo) -> None:
+        """Step 20 (QVL QuoteVerifier, TDX): MRSIGNERSEAM and SEAMATTRIBUTES against the module
+        identity of the TCB Info (``TDX_%02X`` of tee_tcb_svn[1] when it is > 0)."""
+        module = info.tdx_module
+        if module is None:
+            raise TcbInfoMismatch("tcb_info: a TDX TCB Info must carry tdxModule")
+        if q.header.version > 3 and td.tee_tcb_svn[1] > 0:
+            ident = tcb.module_identity(info, td.tee_tcb_svn[1])
+            if ident is None:
+                raise TdxModuleMismatch(
+                    f"TD report tee_tcb_svn[1] = {td.tee_tcb_svn[1]}: the TCB Info has no TDX "
+                    f"module identity TDX_{td.tee_tcb_svn[1]:02X}"
+                )
+            module = ident.module
+        if td.mrsignerseam != module.mrsigner:
+            raise TdxModuleMismatch(
+                f"TD report mrsignerseam {td.mrsignerseam.hex()} differs from the TDX module's "
+                f"{module.mrsigner.hex()}"
+            )
+        # QVL compares the attributes without the mask, and requires all-zero SEAMATTRIBUTES.
+        if td.seam_attributes != module.attributes or any(td.seam_attributes):
+            raise TdxModuleMismatch(
+                f"TD report seam_attributes {td.seam_attributes.hex()} (expected "
+                f"{module.attributes.hex()}, all zero)"
+            )
+
+    def _module_status(self, q: Quote, td: TdReport, info: TcbInfo) -> str:
+        """QVL ``checkTdxModuleTcbStatus`` [4.1.2.4.17.4.1]."""
+        major, minor = td.tee_tcb_svn[1], td.tee_tcb_svn[0]
+        if q.header.version > 3 and major == 0:
+            return tcb.UP_TO_DATE
+        ident = tcb.module_identity(info, major)
+        if ident is None:
+            raise TdxModuleMismatch(f"no TDX module identity TDX_{major:02X} in the TCB Info")
+        lv = tcb.match_enclave_level(ident.tcb_levels, minor)
+        if lv is None:
+            raise TcbNotSupported(
+                f"TDX module {ident.id} SVN {minor} is below every TCB level of its identity"
+            )
+        return lv.status
+
+    def _check_qe_identity(self, q: Quote, ident: EnclaveIdentity, tee: Tee) -> tuple[str, str]:
+        """Step 23 (QVL ``EnclaveReportVerifier``): returns the QE TCB status and date."""
+        want = "TD_QE" if tee == "tdx" else "QE"
+        if ident.id != want:
+            raise QeIdentityMismatch(
+                f"qe_identity: id {ident.id!r}, but a {tee.upper()} quote needs {want!r}"
+            )
+        rep = q.qe.qe_report
+        misc = rep.miscselect.to_bytes(4, "little")
+        if bytes(a & b for a, b in zip(misc, ident.miscselect_mask, strict=True)) != ident.miscselect:
+            raise QeIdentityMismatch(
+                f"QE report miscselect {rep.miscselect:08x} & mask "
+                f"{ident.miscselect_mask.hex()} != {ident.miscselect.hex()}"
+            )
+        attrs = bytes(a & b for a, b in zip(rep.attributes, ident.attributes_mask, strict=True))
+        if attrs != ident.attributes:
+            raise QeIdentityMismatch(
+                f"QE report attributes {rep.attributes.hex()} & mask "
+                f"{ident.attributes_mask.hex()} != {ident.attributes.hex()}"
+            )
+        if rep.mrsigner != ident.mrsigner:
+            raise QeIdentityMismatch(
+                f"QE report mrsigner {rep.mrsigner.hex()} is not the QE identity's "
+                f"{ident.mrsigner.hex()}"
+            )
+        if rep.isv_prod_id != ident.isvprodid:
+            raise QeIdentityMismatch(
+                f"QE report isvprodid {rep.isv_prod_id} is not the QE identity's {ident.isvprodid}"
+            )
+        lv = tcb.match_enclave_level(ident.tcb_levels, rep.isv_svn)
+        if lv is None:
+            return tcb.NOT_SUPPORTED, ""
+        return lv.status, lv.tcb_date
+
+    # -- cached, time-independent verification of chains and collateral -----------------------
+
+    def _remember(self, cache: Any, key: Any, value: Any = None) -> None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        if isinstance(cache, set):
+            cache.add(key)
+        else:
+            cache[key] = value
+
+    def _load_pem(self, data: bytes, what: str, error: type[AttestdError]) -> tuple[x509.Certificate, ...]:
+        got = self._pem.get(data)
+        if got is None:
+            got = _leaf_first(load_pem_certificates(data, what, error))
+            self._remember(self._pem, data, got)
+        return got
+
+    def _signed_by(self, child: x509.Certificate, issuer: x509.Certificate) -> bool:
+        key = (child.tbs_certificate_bytes + child.signature, spki_der(issuer))
+        if key in self._signed:
+            return True
+        if child.issuer != issuer.subject:
+            return False
+        try:
+            child.verify_directly_issued_by(issuer)
+        except (InvalidSignature, ValueError, TypeError):
+            return False
+        self._remember(self._signed, key)
+        return True
+
+    def _anchored_root(self, root: x509.Certificate, what: str, untrusted: type[AttestdError]) -> None:
+        """Steps 8-9: the root is self-signed and has the public key of a trust anchor."""
+        if not self._signed_by(root, root):
+            raise untrusted(f"{what}: root {_cn(root)!r} is not a valid self-signed certificate")
+        if spki_der(root) not in self._anchor_keys:
+            raise untrusted(
+                f"{what}: root {root.subject.rfc4514_string()} is not a trust anchor "
+                f"(trusted: {self.anchors.describe()})"
+            )
+
+    def _pck_chain(self, q: Quote, override: bytes | None) -> _Pck:
+        cert = q.qe.certification
+        embedded = override is None and cert.cert_type == CERT_TYPE_PCK_CERT_CHAIN
+        if override is not None:
+            data = override
+        elif embedded:
+            data = cert.data
+        else:
+            raise UnsupportedEvidence(
+                f"certification data type {cert.cert_type} carries no PCK certificate chain; "
+                "supply it (pck_chain)"
+            )
+        hit = self._pck.get(data)
+        if hit is not None:
+            return hit
+        if embedded:
+            cert.pem_chain()  # structural check of the PEM text (names the offset)
+        try:
+            certs = self._load_pem(data, "PCK certificate chain", InvalidCertificateChain)
+        except InvalidCertificateChain as exc:
+            raise MalformedEvidence(
+                "CertificationData", "pck_cert_chain", cert.offset, exc.message
+            ) from exc
+        # Step 7: exactly leaf, intermediate CA, root, with Intel's CN shapes.
+        if len(certs) != 3:
+            raise InvalidCertificateChain(f"PCK chain has {len(certs)} certificates, expected 3")
+        leaf, ca, root = certs
+        if "SGX Root CA" not in _cn(root):
+            raise InvalidCertificateChain(f"PCK chain root CN {_cn(root)!r} lacks 'SGX Root CA'")
+        if "CA" not in _cn(ca):
+            raise InvalidCertificateChain(f"PCK chain intermediate CN {_cn(ca)!r} lacks 'CA'")
+        if "SGX PCK Certificate" not in _cn(leaf):
+            raise InvalidCertificateChain(f"PCK leaf CN {_cn(leaf)!r} lacks 'SGX PCK Certificate'")
+        # Steps 8-9.
+        self._anchored_root(root, "PCK chain", UntrustedCertificateChain)
+        if not self._signed_by(ca, root):
+            raise InvalidCertificateChain(f"PCK chain: {_cn(ca)!r} is not signed by the root")
+        if not self._signed_by(leaf, ca):
+            raise InvalidCertificateChain(f"PCK chain: the PCK certificate is not signed by {_cn(ca)!r}")
+        try:
+            ext_value = leaf.extensions.get_extension_for_oid(_SGX_EXT).value
+        except x509.ExtensionNotFound as exc:
+            raise InvalidCertificateChain("PCK certificate lacks the SGX extension") from exc
+        assert isinstance(ext_value, x509.UnrecognizedExtension)
+        ext = parse_pck_extension(ext_value.value)
+        key = leaf.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            raise InvalidCertificateChain("PCK certificate key is not P-256")
+        ca_cn = _cn(ca)
+        ca_type: CaType = "platform" if "Platform" in ca_cn else "processor"
+        if (ext.platform_instance_id is not None) != (ca_type == "platform"):
+            raise InvalidCertificateChain(
+                f"PCK certificate from {ca_cn!r} has {7 if ext.platform_instance_id else 5} SGX "
+                "extension entries"
+            )
+        windows = tuple(
+            (f"pck_chain:{_cn(c)}", c.not_valid_before_utc, c.not_valid_after_utc)
+            for c in (root, ca, leaf)
+        )
+        pck = _Pck(
+            chain=_Chain(certs, windows),
+            ext=ext,
+            key=key,
+            ca=ca_type,
+            issuer=leaf.issuer,
+            leaf_serial=leaf.serial_number,
+            ca_serial=ca.serial_number,
+            leaf_der=leaf.tbs_certificate_bytes,
+        )
+        self._remember(self._pck, data, pck)
+        return pck
+
+    def _crl(
+        self, data: bytes, issuer: x509.Certificate, item: str
+    ) -> tuple[x509.CertificateRevocationList, datetime, datetime]:
+        """Step 10: a CRL issued and signed by ``issuer``, with CRL number and AKI extensions."""
+        crl = load_crl(data, item, CollateralMalformed)
+        if crl.issuer != issuer.subject:
+            raise CollateralUntrusted(
+                f"{item}: issuer {crl.issuer.rfc4514_string()} is not "
+                f"{issuer.subject.rfc4514_string()}"
+            )
+        for oid in (ExtensionOID.CRL_NUMBER, ExtensionOID.AUTHORITY_KEY_IDENTIFIER):
+            try:
+                crl.extensions.get_extension_for_oid(oid)
+            except x509.ExtensionNotFound as exc:
+                raise CollateralMalformed(f"{item}: lacks the {oid._name} extension") from exc
+        pub = issuer.public_key()
+        if not isinstance(pub, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(pub):
+            raise CollateralSignatureInvalid(f"{item}: signature does not verify with {_cn(issuer)!r}")
+        if crl.next_update_utc is None:
+            raise CollateralMalformed(f"{item}: no nextUpdate")
+        return crl, crl.last_update_utc, crl.next_update_utc
+
+    def _signing_chain(
+        self, data: bytes, item: str, root_revoked: frozenset[int]
+    ) -> tuple[x509.Certificate, list[tuple[str, datetime, datetime]]]:
+        """Step 13: exactly 'Intel SGX TCB Signing' and the root; not revoked by the Root CRL."""
+        certs = self._load_pem(data, item, CollateralMalformed)
+        if len(certs) != 2:
+            raise CollateralMalformed(f"{item}: {len(certs)} certificates, expected 2")
+        signing, root = certs
+        if "SGX TCB Signing" not in _cn(signing):
+            raise CollateralMalformed(f"{item}: CN {_cn(signing)!r} lacks 'SGX TCB Signing'")
+        self._anchored_root(root, item, CollateralUntrusted)
+        if not self._signed_by(signing, root):
+            raise CollateralSignatureInvalid(f"{item}: {_cn(signing)!r} is not signed by the root")
+        if signing.serial_number in root_revoked:
+            raise CollateralRevoked(f"{item}: {_cn(signing)!r} is revoked by the Root CA CRL")
+        return signing, [
+            (f"{item}:{_cn(c)}", c.not_valid_before_utc, c.not_valid_after_utc) for c in (signing, root)
+        ]
+
+    def _verified_collateral(self, coll: DcapCollateral) -> _Collateral:
+        hit = self._collateral.get(coll)
+        if hit is not None:
+            return hit
+        windows: list[tuple[str, datetime, datetime]] = []
+        # Step 10: PCK CRL issuer chain (intermediate CA, root) and the two CRLs.
+        chain = self._load_pem(coll.pck_crl_issuer_chain, "pck_crl_issuer_chain", CollateralMalformed)
+        if len(chain) != 2:
+            raise CollateralMalformed(f"pck_crl_issuer_chain: {len(chain)} certificates, expected 2")
+        ca, root = chain
+        self._anchored_root(root, "pck_crl_issuer_chain", CollateralUntrusted)
+        if not self._signed_by(ca, root):
+            raise CollateralSignatureInvalid(f"pck_crl_issuer_chain: {_cn(ca)!r} is not signed by the root")
+        windows += [
+            (f"pck_crl_issuer_chain:{_cn(c)}", c.not_valid_before_utc, c.not_valid_after_utc)
+            for c in (ca, root)
+        ]
+        root_crl, start, end = self._crl(coll.root_ca_crl, root, "root_ca_crl")
+        windows.append(("root_ca_crl", start, end))
+        root_revoked = frozenset(r.serial_number for r in root_crl)
+        if ca.serial_number in root_revoked:
+            raise CollateralRevoked(f"pck_crl_issuer_chain: {_cn(ca)!r} is revoked by the Root CA CRL")
+        pck_crl, start, end = self._crl(coll.pck_crl, ca, "pck_crl")
+        windows.append(("pck_crl", start, end))
+        # Steps 12-15: TCB Info, signed over its exact bytes by the TCB Signing key.
+        info = parse_tcb_info(coll.tcb_info)
+        signing, w = self._signing_chain(coll.tcb_info_issuer_chain, "tcb_info_issuer_chain", root_revoked)
+        windows += w
+        if not _verify_json(signing, info.signature, info.signed_bytes):
+            raise CollateralSignatureInvalid(
+                "tcb_info: signature does not verify over the tcbInfo bytes as received"
+            )
+        windows.append(("tcb_info", info.issue_date, info.next_update))
+        # Step 16: QE Identity, likewise.
+        ident = parse_enclave_identity(coll.qe_identity)
+        signing, w = self._signing_chain(
+            coll.qe_identity_issuer_chain, "qe_identity_issuer_chain", root_revoked
+        )
+        windows += w
+        if not _verify_json(signing, ident.signature, ident.signed_bytes):
+            raise CollateralSignatureInvalid(
+                "qe_identity: signature does not verify over the enclaveIdentity bytes as received"
+            )
+        windows.append(("qe_identity", ident.issue_date, ident.next_update))
+        vc = _Collateral(
+            root_crl_revoked=root_revoked,
+            pck_crl_issuer=pck_crl.issuer,
+            pck_crl_revoked=frozenset(r.serial_number for r in pck_crl),
+            tcb_info=info,
+            levels=tcb.sorted_levels(info),
+            qe_identity=ident,
+            windows=tuple(windows),
+        )
+        self._remember(self._collateral, coll, vc)
+        return vc
+
+
+def _verify_json(signer: x509.Certificate, signature: bytes, data: bytes) -> bool:
+    key = signer.public_key()
+    return isinstance(key, ec.EllipticCurvePublicKey) and ecdsa_p256_verify_raw(key, signature, data)
+
+
+def _leaf_first(certs: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    """Order a chain leaf first (Intel sends it so; some tools write the root first). A chain
+    that is not a single path is returned as given and fails the checks that follow."""
+    roots = [c for c in certs if c.issuer == c.subject]
+    if len(roots) != 1:
+        return tuple(certs)
+    ordered = [roots[0]]
+    rest = [c for c in certs if c is not roots[0]]
+    while rest:
+        nxt = [c for c in rest if c.issuer == ordered[-1].subject]
+        if len(nxt) != 1:
+            return tuple(certs)
+        ordered.append(nxt[0])
+        rest.remove(nxt[0])
+    return tuple(reversed(ordered))
