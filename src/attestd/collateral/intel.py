@@ -114,20 +114,20 @@ class _Obj:
             raise CollateralMalformed(f"{self.path}.{key}: missing")
         return self.d[key]
 
-    def int(self, key: str) -> int:
+    def integer(self, key: str) -> int:
         v = self._get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise CollateralMalformed(f"{self.path}.{key}: expected a non-negative integer")
         return v
 
-    def str(self, key: str) -> str:
+    def string(self, key: str) -> str:
         v = self._get(key)
         if not isinstance(v, str):
             raise CollateralMalformed(f"{self.path}.{key}: expected a string")
         return v
 
     def hex(self, key: str, size: int) -> bytes:
-        v = self.str(key)
+        v = self.string(key)
         try:
             b = bytes.fromhex(v)
         except ValueError as exc:
@@ -137,7 +137,7 @@ class _Obj:
         return b
 
     def time(self, key: str) -> datetime:
-        v = self.str(key)
+        v = self.string(key)
         try:
             t = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError as exc:
@@ -147,7 +147,7 @@ class _Obj:
     def obj(self, key: str) -> _Obj:
         return _Obj(self._get(key), f"{self.path}.{key}")
 
-    def list(self, key: str) -> list[Any]:
+    def array(self, key: str) -> list[Any]:
         v = self._get(key)
         if not isinstance(v, list):
             raise CollateralMalformed(f"{self.path}.{key}: expected an array")
@@ -156,7 +156,7 @@ class _Obj:
     def strings(self, key: str) -> tuple[str, ...]:
         if key not in self.d:
             return ()
-        v = self.list(key)
+        v = self.array(key)
         if not all(isinstance(x, str) for x in v):
             raise CollateralMalformed(f"{self.path}.{key}: expected an array of strings")
         return tuple(v)
@@ -235,12 +235,15 @@ def _enclave_levels(items: list[Any], path: str, svn_key: str) -> tuple[EnclaveT
     out = []
     for i, item in enumerate(items):
         lv = _Obj(item, f"{path}[{i}]")
-        status = lv.str("tcbStatus")
+        status = lv.string("tcbStatus")
         if status not in ENCLAVE_STATUSES:
             raise CollateralMalformed(f"{path}[{i}].tcbStatus: unknown status {status!r}")
         out.append(
             EnclaveTcbLevel(
-                lv.obj("tcb").int(svn_key), lv.str("tcbDate"), status, lv.strings("advisoryIDs")
+                lv.obj("tcb").integer(svn_key),
+                lv.string("tcbDate"),
+                status,
+                lv.strings("advisoryIDs"),
             )
         )
     return tuple(out)
@@ -253,15 +256,15 @@ def _module(o: _Obj) -> TdxModule:
 def parse_tcb_info(raw: bytes, what: str = "tcb_info") -> TcbInfo:
     signed, body, sig = signed_span(raw, "tcbInfo", what)
     t = _Obj(body, "tcbInfo")
-    version = t.int("version")
+    version = t.integer("version")
     if version not in (2, 3):
         raise CollateralMalformed(f"tcbInfo.version: {version} (2 or 3 supported)")
-    tcb_type = t.int("tcbType")
+    tcb_type = t.integer("tcbType")
     if tcb_type != 0:
         raise CollateralMalformed(f"tcbInfo.tcbType: {tcb_type} (only 0 is defined)")
     tee_id: str | None = None
     if version == 3:
-        tee_id = t.str("id")
+        tee_id = t.string("id")
         if tee_id not in ("SGX", "TDX"):
             raise CollateralMalformed(f"tcbInfo.id: {tee_id!r} (SGX or TDX)")
     is_tdx = tee_id == "TDX"
@@ -270,32 +273,39 @@ def parse_tcb_info(raw: bytes, what: str = "tcb_info") -> TcbInfo:
     module = _module(t.obj("tdxModule")) if is_tdx else None
     identities: list[TdxModuleIdentity] = []
     if is_tdx and t.has("tdxModuleIdentities"):
-        for i, item in enumerate(t.list("tdxModuleIdentities")):
+        for i, item in enumerate(t.array("tdxModuleIdentities")):
             o = _Obj(item, f"tcbInfo.tdxModuleIdentities[{i}]")
             identities.append(
                 TdxModuleIdentity(
-                    o.str("id"),
+                    o.string("id"),
                     _module(o),
-                    _enclave_levels(o.list("tcbLevels"), f"{o.path}.tcbLevels", "isvsvn"),
+                    _enclave_levels(o.array("tcbLevels"), f"{o.path}.tcbLevels", "isvsvn"),
                 )
             )
     levels: list[TcbLevel] = []
-    raw_levels = t.list("tcbLevels")
+    raw_levels = t.array("tcbLevels")
     if not raw_levels:
         raise CollateralMalformed("tcbInfo.tcbLevels: empty")
     for i, item in enumerate(raw_levels):
         lv = _Obj(item, f"tcbInfo.tcbLevels[{i}]")
         tcb = lv.obj("tcb")
         if version == 2:
-            sgx = tuple(tcb.int(f"sgxtcbcomp{n:02d}svn") for n in range(1, 17))
+            sgx = tuple(tcb.integer(f"sgxtcbcomp{n:02d}svn") for n in range(1, 17))
         else:
             sgx = _components(tcb, "sgxtcbcomponents")
         tdx = _components(tcb, "tdxtcbcomponents") if is_tdx else None
-        status = lv.str("tcbStatus")
+        status = lv.string("tcbStatus")
         if status not in PLATFORM_STATUSES:
             raise CollateralMalformed(f"{lv.path}.tcbStatus: unknown status {status!r}")
         levels.append(
-            TcbLevel(sgx, tcb.int("pcesvn"), tdx, lv.str("tcbDate"), status, lv.strings("advisoryIDs"))
+            TcbLevel(
+                sgx,
+                tcb.integer("pcesvn"),
+                tdx,
+                lv.string("tcbDate"),
+                status,
+                lv.strings("advisoryIDs"),
+            )
         )
     return TcbInfo(
         version=version,
@@ -305,7 +315,7 @@ def parse_tcb_info(raw: bytes, what: str = "tcb_info") -> TcbInfo:
         fmspc=t.hex("fmspc", 6),
         pce_id=t.hex("pceId", 2),
         tcb_type=tcb_type,
-        tcb_evaluation_data_number=t.int("tcbEvaluationDataNumber"),
+        tcb_evaluation_data_number=t.integer("tcbEvaluationDataNumber"),
         tcb_levels=tuple(levels),
         tdx_module=module,
         tdx_module_identities=tuple(identities),
@@ -315,19 +325,19 @@ def parse_tcb_info(raw: bytes, what: str = "tcb_info") -> TcbInfo:
 
 
 def _components(tcb: _Obj, key: str) -> tuple[int, ...]:
-    items = tcb.list(key)
+    items = tcb.array(key)
     if len(items) != 16:
         raise CollateralMalformed(f"{tcb.path}.{key}: {len(items)} entries, expected 16")
-    return tuple(_Obj(c, f"{tcb.path}.{key}[{i}]").int("svn") for i, c in enumerate(items))
+    return tuple(_Obj(c, f"{tcb.path}.{key}[{i}]").integer("svn") for i, c in enumerate(items))
 
 
 def parse_enclave_identity(raw: bytes, what: str = "qe_identity") -> EnclaveIdentity:
     signed, body, sig = signed_span(raw, "enclaveIdentity", what)
     e = _Obj(body, "enclaveIdentity")
-    version = e.int("version")
+    version = e.integer("version")
     if version != 2:
         raise CollateralMalformed(f"enclaveIdentity.version: {version} (2 supported)")
-    ident = e.str("id")
+    ident = e.string("id")
     if ident not in ("QE", "QVE", "TD_QE"):
         raise CollateralMalformed(f"enclaveIdentity.id: {ident!r} (QE, QVE or TD_QE)")
     return EnclaveIdentity(
@@ -335,14 +345,14 @@ def parse_enclave_identity(raw: bytes, what: str = "qe_identity") -> EnclaveIden
         version=version,
         issue_date=e.time("issueDate"),
         next_update=e.time("nextUpdate"),
-        tcb_evaluation_data_number=e.int("tcbEvaluationDataNumber"),
+        tcb_evaluation_data_number=e.integer("tcbEvaluationDataNumber"),
         miscselect=e.hex("miscselect", 4),
         miscselect_mask=e.hex("miscselectMask", 4),
         attributes=e.hex("attributes", 16),
         attributes_mask=e.hex("attributesMask", 16),
         mrsigner=e.hex("mrsigner", 32),
-        isvprodid=e.int("isvprodid"),
-        tcb_levels=_enclave_levels(e.list("tcbLevels"), "enclaveIdentity.tcbLevels", "isvsvn"),
+        isvprodid=e.integer("isvprodid"),
+        tcb_levels=_enclave_levels(e.array("tcbLevels"), "enclaveIdentity.tcbLevels", "isvsvn"),
         signed_bytes=signed,
         signature=sig,
     )

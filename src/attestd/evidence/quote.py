@@ -136,8 +136,23 @@ class TdReport:
         f = _TD_REPORT10.unpack_from(raw)
         svn2 = raw[TD_REPORT10_SIZE : TD_REPORT10_SIZE + 16] if td15 else None
         mrservicetd = raw[TD_REPORT10_SIZE + 16 :] if td15 else None
+        rtmr = (f[10], f[11], f[12], f[13])
         return cls(
-            *f[:10], (f[10], f[11], f[12], f[13]), f[14], svn2, mrservicetd, raw
+            f[0],
+            f[1],
+            f[2],
+            f[3],
+            f[4],
+            f[5],
+            f[6],
+            f[7],
+            f[8],
+            f[9],
+            rtmr,
+            f[14],
+            svn2,
+            mrservicetd,
+            raw,
         )
 
     @property
@@ -153,7 +168,7 @@ class PpidInfo:
     ppid: bytes
     cpusvn: bytes
     pcesvn: int
-    pceid: bytes
+    pceid: bytes | None
 
 
 _PPID_SIZES = {CERT_TYPE_PPID_CLEAR: 16, CERT_TYPE_PPID_RSA2048: 256, CERT_TYPE_PPID_RSA3072: 384}
@@ -200,9 +215,11 @@ class CertificationData:
         if n is None:
             raise UnsupportedEvidence(f"certification data type {self.cert_type} carries no PPID")
         r = Reader(self.data, "CertificationData.ppid")
-        info = PpidInfo(r.take(n, "ppid"), r.take(16, "cpusvn"), r.u16("pcesvn"), r.take(2, "pceid"))
-        r.expect_end("ppid")
-        return info
+        ppid, cpusvn, pcesvn = r.take(n, "ppid"), r.take(16, "cpusvn"), r.u16("pcesvn")
+        # PCEID ends the structure in the spec; Intel's own QVL sample data omits it.
+        pceid = r.take(2, "pceid") if r.remaining else None
+        r.expect_end("pceid")
+        return PpidInfo(ppid, cpusvn, pcesvn, pceid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +327,9 @@ def _parse_qe_block(r: Reader) -> QeReportCertificationData:
     cert = _parse_cert_data(r)
     if cert.cert_type not in (1, 2, 3, 4, 5):
         raise r.fail(
-            "certification_data_type", f"type {cert.cert_type} (1-5 expected)", offset=cert.offset - 6
+            "certification_data_type",
+            f"type {cert.cert_type} (1-5 expected)",
+            offset=cert.offset - 6,
         )
     r.expect_end("certification_data")
     return QeReportCertificationData(qe_report, qe_sig, qe_auth, cert)
@@ -341,7 +360,12 @@ def parse_quote(data: bytes) -> Quote:
             )
         auth.expect_end("certification_data")
         qe = _parse_qe_block(
-            Reader(data, "QeReportCertificationData", start=outer.offset, end=outer.offset + len(outer.data))
+            Reader(
+                data,
+                "QeReportCertificationData",
+                start=outer.offset,
+                end=outer.offset + len(outer.data),
+            )
         )
     return Quote(
         header=header,

@@ -7,16 +7,19 @@ the error class the caller names.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Sequence
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.utils import CryptographyDeprecationWarning
 
 from attestd.errors import AttestdError, ConfigurationError
 
@@ -34,13 +37,35 @@ __all__ = [
 _SHA256_ECDSA = ec.ECDSA(hashes.SHA256())
 
 
+_LOAD_ERRORS = (
+    ValueError,
+    binascii.Error,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    CryptographyDeprecationWarning,
+)
+
+
+@contextlib.contextmanager
+def _strict() -> Iterator[None]:
+    """Certificates and CRLs that cryptography only warns about (RFC 5280 violations such as a
+    negative serial number) are rejected."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CryptographyDeprecationWarning)
+        yield
+
+
 def load_pem_certificates(
     data: bytes, what: str, error: type[AttestdError], *, count: int | None = None
 ) -> list[x509.Certificate]:
     """Every certificate of a PEM bundle (NULs and surrounding whitespace tolerated)."""
     try:
-        certs = x509.load_pem_x509_certificates(bytes(data).rstrip(b"\x00"))
-    except ValueError as exc:
+        with _strict():
+            certs = x509.load_pem_x509_certificates(bytes(data).rstrip(b"\x00"))
+            for c in certs:  # cryptography parses these lazily: surface errors here, once
+                _ = (c.subject, c.issuer, c.serial_number, c.not_valid_after_utc, c.extensions)
+                _ = (c.not_valid_before_utc, c.signature_hash_algorithm)
+    except _LOAD_ERRORS as exc:
         raise error(f"{what}: not a PEM certificate chain ({exc})") from exc
     if count is not None and len(certs) != count:
         raise error(f"{what}: {len(certs)} certificates, expected {count}")
@@ -51,18 +76,28 @@ def load_crl(data: bytes, what: str, error: type[AttestdError]) -> x509.Certific
     """A CRL in PEM, DER or hex-encoded DER (Intel PCCS serves hex), as QvE accepts."""
     raw = bytes(data).strip(b"\x00\r\n\t ")
     try:
-        if raw.startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_crl(raw)
-        if raw[:1] == b"\x30":
-            return x509.load_der_x509_crl(raw)
-        return x509.load_der_x509_crl(binascii.unhexlify(raw))
-    except (ValueError, binascii.Error) as exc:
+        with _strict():
+            if raw.startswith(b"-----BEGIN"):
+                crl = x509.load_pem_x509_crl(raw)
+            elif raw[:1] == b"\x30":
+                crl = x509.load_der_x509_crl(raw)
+            else:
+                crl = x509.load_der_x509_crl(binascii.unhexlify(raw))
+            _ = (crl.issuer, crl.extensions, crl.last_update_utc, crl.next_update_utc, list(crl))
+            _ = crl.signature_hash_algorithm
+        return crl
+    except _LOAD_ERRORS as exc:
         raise error(f"{what}: not a CRL in PEM, DER or hex-DER ({exc})") from exc
 
 
 def spki_der(key: ec.EllipticCurvePublicKey | x509.Certificate) -> bytes:
     if isinstance(key, x509.Certificate):
-        pub = key.public_key()
+        try:
+            pub = key.public_key()
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"invalid public key in {key.subject.rfc4514_string()}"
+            ) from exc
         if not isinstance(pub, ec.EllipticCurvePublicKey):
             raise ConfigurationError("expected an EC public key")
         key = pub

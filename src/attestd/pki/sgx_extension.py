@@ -91,7 +91,11 @@ def _items(data: bytes, start: int, end: int, field: str) -> dict[bytes, tuple[i
 
 
 def _get(
-    data: bytes, items: dict[bytes, tuple[int, int, int, int]], oid: bytes, tag: int, name: str,
+    data: bytes,
+    items: dict[bytes, tuple[int, int, int, int]],
+    oid: bytes,
+    tag: int,
+    name: str,
     size: int | None = None,
 ) -> bytes:
     got = items.get(oid)

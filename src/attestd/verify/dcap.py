@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from attestd.collateral.intel import (
@@ -70,6 +71,7 @@ __all__ = ["INTEL_QE_VENDOR_ID", "DcapResult", "DcapVerifier", "TcbEvaluation"]
 INTEL_QE_VENDOR_ID = bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")
 _SGX_EXT = x509.ObjectIdentifier(SGX_EXTENSION_OID)
 _CACHE_LIMIT = 4096
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,7 @@ class _Run:
     at: datetime
     allow_expired: bool
     expired: list[str] = field(default_factory=list)
-    earliest: datetime = datetime.max.replace(tzinfo=UTC)
+    earliest: datetime = _FAR_FUTURE
 
     def window(
         self, item: str, start: datetime, end: datetime, error: Callable[[str, str], AttestdError]
@@ -203,7 +205,14 @@ class DcapVerifier:
         self._att_keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
 
     def clear_caches(self) -> None:
-        for c in (self._signed, self._pem, self._pck, self._collateral, self._qe_sig, self._att_keys):
+        for c in (
+            self._signed,
+            self._pem,
+            self._pck,
+            self._collateral,
+            self._qe_sig,
+            self._att_keys,
+        ):
             c.clear()
 
     # -- public API ---------------------------------------------------------------------------
@@ -270,7 +279,9 @@ class DcapVerifier:
         if info.id is None and tee == "tdx":
             raise TcbInfoMismatch("tcb_info: version 2 TCB Info cannot judge a TDX quote")
         if info.id is not None and info.id.lower() != tee:
-            raise TcbInfoMismatch(f"tcb_info: id {info.id!r} does not match the {tee.upper()} quote")
+            raise TcbInfoMismatch(
+                f"tcb_info: id {info.id!r} does not match the {tee.upper()} quote"
+            )
         if info.fmspc != pck.ext.fmspc:
             raise TcbInfoMismatch(
                 f"tcb_info: fmspc {info.fmspc.hex()} differs from the PCK certificate's "
@@ -462,7 +473,10 @@ class DcapVerifier:
             )
         rep = q.qe.qe_report
         misc = rep.miscselect.to_bytes(4, "little")
-        if bytes(a & b for a, b in zip(misc, ident.miscselect_mask, strict=True)) != ident.miscselect:
+        if (
+            bytes(a & b for a, b in zip(misc, ident.miscselect_mask, strict=True))
+            != ident.miscselect
+        ):
             raise QeIdentityMismatch(
                 f"QE report miscselect {rep.miscselect:08x} & mask "
                 f"{ident.miscselect_mask.hex()} != {ident.miscselect.hex()}"
@@ -497,7 +511,9 @@ class DcapVerifier:
         else:
             cache[key] = value
 
-    def _load_pem(self, data: bytes, what: str, error: type[AttestdError]) -> tuple[x509.Certificate, ...]:
+    def _load_pem(
+        self, data: bytes, what: str, error: type[AttestdError]
+    ) -> tuple[x509.Certificate, ...]:
         got = self._pem.get(data)
         if got is None:
             got = _leaf_first(load_pem_certificates(data, what, error))
@@ -505,23 +521,26 @@ class DcapVerifier:
         return got
 
     def _signed_by(self, child: x509.Certificate, issuer: x509.Certificate) -> bool:
-        key = (child.tbs_certificate_bytes + child.signature, spki_der(issuer))
+        key = (child.tbs_certificate_bytes + child.signature, issuer.public_bytes(Encoding.DER))
         if key in self._signed:
             return True
         if child.issuer != issuer.subject:
             return False
         try:
             child.verify_directly_issued_by(issuer)
-        except (InvalidSignature, ValueError, TypeError):
+        except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
             return False
         self._remember(self._signed, key)
         return True
 
-    def _anchored_root(self, root: x509.Certificate, what: str, untrusted: type[AttestdError]) -> None:
+    def _anchored_root(
+        self, root: x509.Certificate, what: str, untrusted: type[AttestdError]
+    ) -> None:
         """Steps 8-9: the root is self-signed and has the public key of a trust anchor."""
         if not self._signed_by(root, root):
             raise untrusted(f"{what}: root {_cn(root)!r} is not a valid self-signed certificate")
-        if spki_der(root) not in self._anchor_keys:
+        key = _p256_key(root)
+        if key is None or spki_der(key) not in self._anchor_keys:
             raise untrusted(
                 f"{what}: root {root.subject.rfc4514_string()} is not a trust anchor "
                 f"(trusted: {self.anchors.describe()})"
@@ -565,16 +584,18 @@ class DcapVerifier:
         if not self._signed_by(ca, root):
             raise InvalidCertificateChain(f"PCK chain: {_cn(ca)!r} is not signed by the root")
         if not self._signed_by(leaf, ca):
-            raise InvalidCertificateChain(f"PCK chain: the PCK certificate is not signed by {_cn(ca)!r}")
+            raise InvalidCertificateChain(
+                f"PCK chain: the PCK certificate is not signed by {_cn(ca)!r}"
+            )
         try:
             ext_value = leaf.extensions.get_extension_for_oid(_SGX_EXT).value
         except x509.ExtensionNotFound as exc:
             raise InvalidCertificateChain("PCK certificate lacks the SGX extension") from exc
         assert isinstance(ext_value, x509.UnrecognizedExtension)
         ext = parse_pck_extension(ext_value.value)
-        key = leaf.public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-            raise InvalidCertificateChain("PCK certificate key is not P-256")
+        key = _p256_key(leaf)
+        if key is None:
+            raise InvalidCertificateChain("PCK certificate key is not a valid P-256 key")
         ca_cn = _cn(ca)
         ca_type: CaType = "platform" if "Platform" in ca_cn else "processor"
         if (ext.platform_instance_id is not None) != (ca_type == "platform"):
@@ -614,9 +635,11 @@ class DcapVerifier:
                 crl.extensions.get_extension_for_oid(oid)
             except x509.ExtensionNotFound as exc:
                 raise CollateralMalformed(f"{item}: lacks the {oid._name} extension") from exc
-        pub = issuer.public_key()
-        if not isinstance(pub, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(pub):
-            raise CollateralSignatureInvalid(f"{item}: signature does not verify with {_cn(issuer)!r}")
+        pub = _p256_key(issuer)
+        if pub is None or not crl.is_signature_valid(pub):
+            raise CollateralSignatureInvalid(
+                f"{item}: signature does not verify with {_cn(issuer)!r}"
+            )
         if crl.next_update_utc is None:
             raise CollateralMalformed(f"{item}: no nextUpdate")
         return crl, crl.last_update_utc, crl.next_update_utc
@@ -637,7 +660,8 @@ class DcapVerifier:
         if signing.serial_number in root_revoked:
             raise CollateralRevoked(f"{item}: {_cn(signing)!r} is revoked by the Root CA CRL")
         return signing, [
-            (f"{item}:{_cn(c)}", c.not_valid_before_utc, c.not_valid_after_utc) for c in (signing, root)
+            (f"{item}:{_cn(c)}", c.not_valid_before_utc, c.not_valid_after_utc)
+            for c in (signing, root)
         ]
 
     def _verified_collateral(self, coll: DcapCollateral) -> _Collateral:
@@ -646,13 +670,19 @@ class DcapVerifier:
             return hit
         windows: list[tuple[str, datetime, datetime]] = []
         # Step 10: PCK CRL issuer chain (intermediate CA, root) and the two CRLs.
-        chain = self._load_pem(coll.pck_crl_issuer_chain, "pck_crl_issuer_chain", CollateralMalformed)
+        chain = self._load_pem(
+            coll.pck_crl_issuer_chain, "pck_crl_issuer_chain", CollateralMalformed
+        )
         if len(chain) != 2:
-            raise CollateralMalformed(f"pck_crl_issuer_chain: {len(chain)} certificates, expected 2")
+            raise CollateralMalformed(
+                f"pck_crl_issuer_chain: {len(chain)} certificates, expected 2"
+            )
         ca, root = chain
         self._anchored_root(root, "pck_crl_issuer_chain", CollateralUntrusted)
         if not self._signed_by(ca, root):
-            raise CollateralSignatureInvalid(f"pck_crl_issuer_chain: {_cn(ca)!r} is not signed by the root")
+            raise CollateralSignatureInvalid(
+                f"pck_crl_issuer_chain: {_cn(ca)!r} is not signed by the root"
+            )
         windows += [
             (f"pck_crl_issuer_chain:{_cn(c)}", c.not_valid_before_utc, c.not_valid_after_utc)
             for c in (ca, root)
@@ -661,12 +691,16 @@ class DcapVerifier:
         windows.append(("root_ca_crl", start, end))
         root_revoked = frozenset(r.serial_number for r in root_crl)
         if ca.serial_number in root_revoked:
-            raise CollateralRevoked(f"pck_crl_issuer_chain: {_cn(ca)!r} is revoked by the Root CA CRL")
+            raise CollateralRevoked(
+                f"pck_crl_issuer_chain: {_cn(ca)!r} is revoked by the Root CA CRL"
+            )
         pck_crl, start, end = self._crl(coll.pck_crl, ca, "pck_crl")
         windows.append(("pck_crl", start, end))
         # Steps 12-15: TCB Info, signed over its exact bytes by the TCB Signing key.
         info = parse_tcb_info(coll.tcb_info)
-        signing, w = self._signing_chain(coll.tcb_info_issuer_chain, "tcb_info_issuer_chain", root_revoked)
+        signing, w = self._signing_chain(
+            coll.tcb_info_issuer_chain, "tcb_info_issuer_chain", root_revoked
+        )
         windows += w
         if not _verify_json(signing, info.signature, info.signed_bytes):
             raise CollateralSignatureInvalid(
@@ -698,8 +732,19 @@ class DcapVerifier:
 
 
 def _verify_json(signer: x509.Certificate, signature: bytes, data: bytes) -> bool:
-    key = signer.public_key()
-    return isinstance(key, ec.EllipticCurvePublicKey) and ecdsa_p256_verify_raw(key, signature, data)
+    key = _p256_key(signer)
+    return key is not None and ecdsa_p256_verify_raw(key, signature, data)
+
+
+def _p256_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
+    """The certificate's P-256 public key, or None if it has another or an invalid one."""
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
+        return key
+    return None
 
 
 def _leaf_first(certs: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:

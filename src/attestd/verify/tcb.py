@@ -8,6 +8,7 @@ computes statuses; :mod:`attestd.verify.dcap` turns the fatal ones into errors.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,7 +66,7 @@ def sorted_levels(info: TcbInfo) -> tuple[TcbLevel, ...]:
         key=lambda lv: (lv.sgx_components, lv.pcesvn, lv.tdx_components or ()),
         reverse=True,
     )
-    for a, b in zip(levels, levels[1:], strict=False):
+    for a, b in itertools.pairwise(levels):
         if (a.sgx_components, a.pcesvn, a.tdx_components) == (
             b.sgx_components,
             b.pcesvn,

@@ -1,0 +1,206 @@
+"""The ``attestd`` command line.
+
+``attestd verify {sgx,openenclave,tdx} EVIDENCE --collateral DIR|URL [--trust-anchor PEM]
+[--pck-chain PEM] [--at ISO8601|UNIX] [--allow-expired-collateral] [--json]``
+
+Exit status: 0 when the evidence verified, 1 when it was rejected (or could not be judged: fail
+closed), 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from attestd.claims.dcap import dcap_claims
+from attestd.collateral.source import BUNDLE_FILES, BundleDirectory, BundleStore, CollateralSource
+from attestd.errors import AttestdError, ConfigurationError
+from attestd.evidence.openenclave import parse_openenclave_report
+from attestd.evidence.quote import TeeType, parse_quote
+from attestd.pki.certs import TrustAnchors
+from attestd.verify.dcap import DcapResult, DcapVerifier
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_time(text: str) -> datetime:
+    """``--at``: Unix seconds, or ISO 8601 (``Z`` or an offset; naive means UTC)."""
+    if re.fullmatch(r"\d+(\.\d+)?", text.strip()):
+        return datetime.fromtimestamp(float(text), UTC)
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"--at {text!r}: not Unix seconds or ISO 8601") from exc
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def read_evidence(path: str) -> bytes:
+    """Raw binary, or the same as hex (``0x`` prefix allowed) or base64/base64url text."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read evidence file {path}: {exc.strerror}") from exc
+    if data[:1] in (b"\x01", b"\x03", b"\x04", b"\x05"):
+        return data
+    text = b"".join(data.split())
+    if text[:2].lower() == b"0x":
+        text = text[2:]
+    if re.fullmatch(rb"[0-9a-fA-F]+", text) and len(text) % 2 == 0:
+        return binascii.unhexlify(text)
+    if re.fullmatch(rb"[A-Za-z0-9+/_=-]+", text):
+        try:
+            return base64.urlsafe_b64decode(
+                text.replace(b"+", b"-").replace(b"/", b"_") + b"=" * (-len(text) % 4)
+            )
+        except (binascii.Error, ValueError):
+            pass
+    return data
+
+
+def collateral_source(spec: str) -> CollateralSource:
+    if spec.startswith(("http://", "https://")):
+        from attestd.collateral.pcs import PcsClient
+
+        return PcsClient(base_url=spec.rstrip("/"))
+    path = Path(spec)
+    if not path.is_dir():
+        raise UsageError(f"--collateral {spec}: not a directory or an http(s) URL")
+    if (path / BUNDLE_FILES["tcb_info"]).is_file():
+        return BundleDirectory(path)
+    return BundleStore(path)
+
+
+def _verify(args: argparse.Namespace) -> tuple[DcapResult, dict[str, Any]]:
+    evidence = read_evidence(args.evidence)
+    anchors = None
+    if args.trust_anchor:
+        try:
+            anchors = TrustAnchors.from_pem(Path(args.trust_anchor).read_bytes(), args.trust_anchor)
+        except OSError as exc:
+            raise UsageError(f"cannot read --trust-anchor {args.trust_anchor}") from exc
+    pck_chain = None
+    if args.pck_chain:
+        try:
+            pck_chain = Path(args.pck_chain).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read --pck-chain {args.pck_chain}") from exc
+    at = parse_time(args.at) if args.at else None
+    verifier = DcapVerifier(
+        collateral=collateral_source(args.collateral),
+        trust_anchors=anchors,
+        allow_expired_collateral=args.allow_expired_collateral,
+    )
+    if args.kind == "openenclave":
+        quote = parse_openenclave_report(evidence).quote
+    else:
+        quote = parse_quote(evidence)
+    want = TeeType.TDX if args.kind == "tdx" else TeeType.SGX
+    if quote.tee != want:
+        raise UsageError(f"the evidence is a {quote.tee.name} quote, not {args.kind}")
+    result = verifier.verify(quote, at=at, pck_chain=pck_chain)
+    return result, dcap_claims(result, evidence=evidence)
+
+
+def _report(
+    result: DcapResult | None, claims: dict[str, Any], error: AttestdError | None
+) -> dict[str, Any]:
+    return {
+        "ok": error is None,
+        "tcb_status": result.tcb_status if result else None,
+        "advisory_ids": list(result.advisory_ids) if result else [],
+        "collateral_expired": result.collateral_expired if result else None,
+        "expired_items": list(result.expired_items) if result else [],
+        "verification_time": result.verification_time.isoformat() if result else None,
+        "claims": claims,
+        "error": error.to_dict() if error else None,
+    }
+
+
+def _print_text(report: dict[str, Any]) -> None:
+    if not report["ok"]:
+        err = report["error"]
+        print(f"REJECTED [{err['code']}] {err['message']}")
+        return
+    print(f"VERIFIED at {report['verification_time']}")
+    print(f"  TCB status:   {report['tcb_status']}")
+    print(f"  advisory IDs: {', '.join(report['advisory_ids']) or '(none)'}")
+    if report["collateral_expired"]:
+        print(f"  WARNING: evaluated with expired collateral: {', '.join(report['expired_items'])}")
+    print("  claims:")
+    for k, v in report["claims"].items():
+        print(f"    {k}: {json.dumps(v)}")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    try:
+        result, claims = _verify(args)
+    except AttestdError as exc:
+        if isinstance(exc, ConfigurationError):
+            print(f"attestd verify: {exc.message}", file=sys.stderr)
+            return EXIT_USAGE
+        report = _report(None, {}, exc)
+        code = EXIT_REJECTED
+    else:
+        report = _report(result, claims, None)
+        code = EXIT_OK
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_text(report)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attestd", description="Open attestation service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="verify evidence offline against collateral")
+    v.add_argument("kind", choices=["sgx", "openenclave", "tdx"])
+    v.add_argument("evidence", help="quote (binary, hex or base64) or Open Enclave report")
+    v.add_argument(
+        "--collateral",
+        required=True,
+        help="a bundle folder, a folder of bundles, or an Intel PCS/PCCS base URL",
+    )
+    v.add_argument("--trust-anchor", help="PEM root certificate(s) (default: Intel SGX Root CA)")
+    v.add_argument("--pck-chain", help="PEM PCK chain for quotes without one (cert types 1-4)")
+    v.add_argument("--at", help="verification time: ISO 8601 or Unix seconds (default: now)")
+    v.add_argument(
+        "--allow-expired-collateral",
+        action="store_true",
+        help="audit mode: evaluate with expired collateral and say so",
+    )
+    v.add_argument("--json", action="store_true", help="print one JSON object")
+    v.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    try:
+        code: int = args.func(args)
+    except UsageError as exc:
+        print(f"attestd {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
