@@ -62,9 +62,8 @@ def load_pem_certificates(
     try:
         with _strict():
             certs = x509.load_pem_x509_certificates(bytes(data).rstrip(b"\x00"))
-            for c in certs:  # cryptography parses these lazily: surface errors here, once
-                _ = (c.subject, c.issuer, c.serial_number, c.not_valid_after_utc, c.extensions)
-                _ = (c.not_valid_before_utc, c.signature_hash_algorithm)
+            for c in certs:  # surface what is parsed lazily and used later, here, once
+                _ = (c.serial_number, c.not_valid_before_utc, c.not_valid_after_utc)
     except _LOAD_ERRORS as exc:
         raise error(f"{what}: not a PEM certificate chain ({exc})") from exc
     if count is not None and len(certs) != count:
@@ -74,20 +73,34 @@ def load_pem_certificates(
 
 def load_crl(data: bytes, what: str, error: type[AttestdError]) -> x509.CertificateRevocationList:
     """A CRL in PEM, DER or hex-encoded DER (Intel PCCS serves hex), as QvE accepts."""
-    raw = bytes(data).strip(b"\x00\r\n\t ")
+    raw = bytes(data)
     try:
         with _strict():
-            if raw.startswith(b"-----BEGIN"):
-                crl = x509.load_pem_x509_crl(raw)
-            elif raw[:1] == b"\x30":
-                crl = x509.load_der_x509_crl(raw)
+            if raw[:1] == b"\x30":  # DER: exactly the outer element (a NUL terminator may follow)
+                crl = x509.load_der_x509_crl(raw[: _der_length(raw)])
             else:
-                crl = x509.load_der_x509_crl(binascii.unhexlify(raw))
-            _ = (crl.issuer, crl.extensions, crl.last_update_utc, crl.next_update_utc, list(crl))
-            _ = crl.signature_hash_algorithm
+                text = raw.strip(b"\x00\r\n\t ")
+                if text.startswith(b"-----BEGIN"):
+                    crl = x509.load_pem_x509_crl(text)
+                else:
+                    crl = x509.load_der_x509_crl(binascii.unhexlify(text))
+            _ = (crl.extensions, crl.last_update_utc, crl.next_update_utc)
         return crl
     except _LOAD_ERRORS as exc:
         raise error(f"{what}: not a CRL in PEM, DER or hex-DER ({exc})") from exc
+
+
+def _der_length(der: bytes) -> int:
+    """Total size of the DER element at the start of ``der`` (ValueError if malformed)."""
+    if len(der) < 2:
+        raise ValueError("truncated DER")
+    first = der[1]
+    if first < 0x80:
+        return 2 + first
+    n = first & 0x7F
+    if not 0 < n <= 4 or len(der) < 2 + n:
+        raise ValueError("bad DER length")
+    return 2 + n + int.from_bytes(der[2 : 2 + n], "big")
 
 
 def spki_der(key: ec.EllipticCurvePublicKey | x509.Certificate) -> bytes:

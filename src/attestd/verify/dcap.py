@@ -19,9 +19,10 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 
 from attestd.collateral.intel import (
     EnclaveIdentity,
@@ -63,6 +64,7 @@ from attestd.pki.certs import (
     p256_public_key,
     spki_der,
 )
+from attestd.pki.der import common_name, crl_issuer, tbs_issuer_subject
 from attestd.pki.sgx_extension import SGX_EXTENSION_OID, PckExtension, parse_pck_extension
 from attestd.verify import tcb
 
@@ -71,6 +73,7 @@ __all__ = ["INTEL_QE_VENDOR_ID", "DcapResult", "DcapVerifier", "TcbEvaluation"]
 INTEL_QE_VENDOR_ID = bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")
 _SGX_EXT = x509.ObjectIdentifier(SGX_EXTENSION_OID)
 _CACHE_LIMIT = 4096
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
@@ -106,10 +109,41 @@ class DcapResult:
     collateral: DcapCollateral
 
 
+@dataclass(frozen=True, slots=True)
+class _Cert:
+    """A certificate with what verification reads from it, extracted once: raw DER names
+    (compared byte for byte, as QVL does), the common name and the validity window."""
+
+    cert: x509.Certificate
+    issuer: bytes
+    subject: bytes
+    cn: str
+    not_after: datetime
+    key: ec.EllipticCurvePublicKey | None  # None unless a valid P-256 key
+    ecdsa_sha256: bool  # signed with ecdsa-with-SHA256, the only algorithm Intel uses
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> _Cert:
+        issuer, subject = tbs_issuer_subject(cert.tbs_certificate_bytes)
+        return cls(
+            cert,
+            issuer,
+            subject,
+            common_name(subject),
+            cert.not_valid_after_utc,
+            _p256_key(cert),
+            cert.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+        )
+
+    def window(self, prefix: str) -> tuple[str, datetime | None, datetime]:
+        """Step 11: QVL checks only notAfter of certificates."""
+        return (f"{prefix}:{self.cn}", None, self.not_after)
+
+
 @dataclass(slots=True)
 class _Chain:
-    certs: tuple[x509.Certificate, ...]
-    windows: tuple[tuple[str, datetime, datetime], ...]
+    certs: tuple[_Cert, ...]
+    windows: tuple[tuple[str, datetime | None, datetime], ...]
 
 
 @dataclass(slots=True)
@@ -118,7 +152,7 @@ class _Pck:
     ext: PckExtension
     key: ec.EllipticCurvePublicKey
     ca: CaType
-    issuer: x509.Name
+    issuer: bytes
     leaf_serial: int
     ca_serial: int
     leaf_der: bytes
@@ -126,13 +160,14 @@ class _Pck:
 
 @dataclass(slots=True)
 class _Collateral:
-    root_crl_revoked: frozenset[int]
-    pck_crl_issuer: x509.Name
-    pck_crl_revoked: frozenset[int]
+    root_crl: x509.CertificateRevocationList
+    pck_crl_issuer: bytes
+    pck_crl: x509.CertificateRevocationList
     tcb_info: TcbInfo
     levels: tuple[TcbLevel, ...]
     qe_identity: EnclaveIdentity
-    windows: tuple[tuple[str, datetime, datetime], ...]
+    crl_chain_ca_serial: int
+    windows: tuple[tuple[str, datetime | None, datetime], ...]
 
 
 @dataclass
@@ -145,16 +180,22 @@ class _Run:
     earliest: datetime = _FAR_FUTURE
 
     def window(
-        self, item: str, start: datetime, end: datetime, error: Callable[[str, str], AttestdError]
+        self,
+        item: str,
+        start: datetime | None,
+        end: datetime,
+        error: Callable[[str, str], AttestdError],
     ) -> None:
+        """``start`` None: only the end is checked (certificates, TCB Info, QE Identity)."""
         self.earliest = min(self.earliest, end)
-        if start <= self.at <= end:
+        if (start is None or start <= self.at) and self.at <= end:
             return
         if self.allow_expired:
             self.expired.append(item)
             return
-        when = "not valid before" if self.at < start else "expired at"
-        stamp = start if self.at < start else end
+        early = start is not None and self.at < start
+        when = "not valid before" if early else "expired at"
+        stamp = start if start is not None and early else end
         raise error(
             item, f"{item}: {when} {stamp.isoformat()} (verification time {self.at.isoformat()})"
         )
@@ -168,10 +209,9 @@ def _collateral_expired(item: str, message: str) -> AttestdError:
     return CollateralExpired(item, message)
 
 
-def _cn(cert: x509.Certificate | x509.Name) -> str:
-    name = cert.subject if isinstance(cert, x509.Certificate) else cert
-    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else ""
+def _revoked(crl: x509.CertificateRevocationList, serial: int) -> bool:
+    """Step 10: matching is by serial number only."""
+    return crl.get_revoked_certificate_by_serial_number(serial) is not None
 
 
 class DcapVerifier:
@@ -198,7 +238,7 @@ class DcapVerifier:
         self.allow_expired_collateral = allow_expired_collateral
         self._anchor_keys = self.anchors.public_keys
         self._signed: set[tuple[bytes, bytes]] = set()
-        self._pem: dict[bytes, tuple[x509.Certificate, ...]] = {}
+        self._pem: dict[bytes, tuple[_Cert, ...]] = {}
         self._pck: dict[bytes, _Pck] = {}
         self._collateral: dict[DcapCollateral, _Collateral] = {}
         self._qe_sig: set[tuple[bytes, bytes, bytes]] = set()
@@ -259,19 +299,24 @@ class DcapVerifier:
         # 10/17. CRLs: the PCK CRL must be the one of the leaf's issuer; nothing revoked.
         if vc.pck_crl_issuer != pck.issuer:
             raise CollateralUntrusted(
-                f"pck_crl is issued by {vc.pck_crl_issuer.rfc4514_string()}, but the PCK "
-                f"certificate by {pck.issuer.rfc4514_string()} (wrong CA type: need the "
+                f"pck_crl is issued by {common_name(vc.pck_crl_issuer)!r}, but the PCK "
+                f"certificate by {common_name(pck.issuer)!r} (wrong CA type: need the "
                 f"{pck.ca} CA CRL)"
             )
-        if pck.ca_serial in vc.root_crl_revoked:
+        if _revoked(vc.root_crl, pck.ca_serial):
             raise CertificateRevoked(
-                f"PCK chain: {_cn(pck.chain.certs[1])} (serial {pck.ca_serial:x}) is revoked by "
+                f"PCK chain: {pck.chain.certs[1].cn} (serial {pck.ca_serial:x}) is revoked by "
                 "the Root CA CRL"
             )
-        if pck.leaf_serial in vc.pck_crl_revoked:
+        if _revoked(vc.pck_crl, pck.leaf_serial):
             raise CertificateRevoked(
                 f"PCK chain: the PCK certificate (serial {pck.leaf_serial:x}) is revoked by the "
                 f"{pck.ca} CA CRL"
+            )
+        if _revoked(vc.root_crl, vc.crl_chain_ca_serial):
+            raise CollateralRevoked(
+                "pck_crl_issuer_chain: the PCK CA that signed the PCK CRL is revoked by the Root "
+                "CA CRL"
             )
 
         # 18. TCB Info must fit the TEE and the platform.
@@ -511,38 +556,41 @@ class DcapVerifier:
         else:
             cache[key] = value
 
-    def _load_pem(
-        self, data: bytes, what: str, error: type[AttestdError]
-    ) -> tuple[x509.Certificate, ...]:
+    def _load_pem(self, data: bytes, what: str, error: type[AttestdError]) -> tuple[_Cert, ...]:
         got = self._pem.get(data)
         if got is None:
-            got = _leaf_first(load_pem_certificates(data, what, error))
+            certs = load_pem_certificates(data, what, error)
+            try:
+                got = _leaf_first([_Cert.of(c) for c in certs])
+            except ValueError as exc:
+                raise error(f"{what}: malformed certificate ({exc})") from exc
             self._remember(self._pem, data, got)
         return got
 
-    def _signed_by(self, child: x509.Certificate, issuer: x509.Certificate) -> bool:
-        key = (child.tbs_certificate_bytes + child.signature, issuer.public_bytes(Encoding.DER))
-        if key in self._signed:
-            return True
+    def _signed_by(self, child: _Cert, issuer: _Cert) -> bool:
+        """Issuer name matches (raw DER) and the signature verifies with the issuer's key."""
         if child.issuer != issuer.subject:
             return False
+        c = child.cert
+        if issuer.key is None or not child.ecdsa_sha256:
+            return False
+        key = (c.tbs_certificate_bytes + c.signature, issuer.cert.public_bytes(Encoding.DER))
+        if key in self._signed:
+            return True
         try:
-            child.verify_directly_issued_by(issuer)
-        except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+            issuer.key.verify(c.signature, c.tbs_certificate_bytes, _ECDSA_SHA256)
+        except InvalidSignature:
             return False
         self._remember(self._signed, key)
         return True
 
-    def _anchored_root(
-        self, root: x509.Certificate, what: str, untrusted: type[AttestdError]
-    ) -> None:
+    def _anchored_root(self, root: _Cert, what: str, untrusted: type[AttestdError]) -> None:
         """Steps 8-9: the root is self-signed and has the public key of a trust anchor."""
         if not self._signed_by(root, root):
-            raise untrusted(f"{what}: root {_cn(root)!r} is not a valid self-signed certificate")
-        key = _p256_key(root)
-        if key is None or spki_der(key) not in self._anchor_keys:
+            raise untrusted(f"{what}: root {root.cn!r} is not a valid self-signed certificate")
+        if root.key is None or spki_der(root.key) not in self._anchor_keys:
             raise untrusted(
-                f"{what}: root {root.subject.rfc4514_string()} is not a trust anchor "
+                f"{what}: root {root.cert.subject.rfc4514_string()} is not a trust anchor "
                 f"(trusted: {self.anchors.describe()})"
             )
 
@@ -573,102 +621,101 @@ class DcapVerifier:
         if len(certs) != 3:
             raise InvalidCertificateChain(f"PCK chain has {len(certs)} certificates, expected 3")
         leaf, ca, root = certs
-        if "SGX Root CA" not in _cn(root):
-            raise InvalidCertificateChain(f"PCK chain root CN {_cn(root)!r} lacks 'SGX Root CA'")
-        if "CA" not in _cn(ca):
-            raise InvalidCertificateChain(f"PCK chain intermediate CN {_cn(ca)!r} lacks 'CA'")
-        if "SGX PCK Certificate" not in _cn(leaf):
-            raise InvalidCertificateChain(f"PCK leaf CN {_cn(leaf)!r} lacks 'SGX PCK Certificate'")
+        if "SGX Root CA" not in root.cn:
+            raise InvalidCertificateChain(f"PCK chain root CN {root.cn!r} lacks 'SGX Root CA'")
+        if "CA" not in ca.cn:
+            raise InvalidCertificateChain(f"PCK chain intermediate CN {ca.cn!r} lacks 'CA'")
+        if "SGX PCK Certificate" not in leaf.cn:
+            raise InvalidCertificateChain(f"PCK leaf CN {leaf.cn!r} lacks 'SGX PCK Certificate'")
         # Steps 8-9.
         self._anchored_root(root, "PCK chain", UntrustedCertificateChain)
         if not self._signed_by(ca, root):
-            raise InvalidCertificateChain(f"PCK chain: {_cn(ca)!r} is not signed by the root")
+            raise InvalidCertificateChain(f"PCK chain: {ca.cn!r} is not signed by the root")
         if not self._signed_by(leaf, ca):
             raise InvalidCertificateChain(
-                f"PCK chain: the PCK certificate is not signed by {_cn(ca)!r}"
+                f"PCK chain: the PCK certificate is not signed by {ca.cn!r}"
             )
         try:
-            ext_value = leaf.extensions.get_extension_for_oid(_SGX_EXT).value
+            ext_value = leaf.cert.extensions.get_extension_for_oid(_SGX_EXT).value
         except x509.ExtensionNotFound as exc:
             raise InvalidCertificateChain("PCK certificate lacks the SGX extension") from exc
-        assert isinstance(ext_value, x509.UnrecognizedExtension)
+        except ValueError as exc:
+            raise InvalidCertificateChain(f"PCK certificate extensions: {exc}") from exc
+        if not isinstance(ext_value, x509.UnrecognizedExtension):
+            raise InvalidCertificateChain("PCK certificate SGX extension is not opaque DER")
         ext = parse_pck_extension(ext_value.value)
-        key = _p256_key(leaf)
+        key = leaf.key
         if key is None:
             raise InvalidCertificateChain("PCK certificate key is not a valid P-256 key")
-        ca_cn = _cn(ca)
-        ca_type: CaType = "platform" if "Platform" in ca_cn else "processor"
+        ca_type: CaType = "platform" if "Platform" in ca.cn else "processor"
         if (ext.platform_instance_id is not None) != (ca_type == "platform"):
             raise InvalidCertificateChain(
-                f"PCK certificate from {ca_cn!r} has {7 if ext.platform_instance_id else 5} SGX "
+                f"PCK certificate from {ca.cn!r} has {7 if ext.platform_instance_id else 5} SGX "
                 "extension entries"
             )
-        windows = tuple(
-            (f"pck_chain:{_cn(c)}", c.not_valid_before_utc, c.not_valid_after_utc)
-            for c in (root, ca, leaf)
-        )
         pck = _Pck(
-            chain=_Chain(certs, windows),
+            chain=_Chain(certs, tuple(c.window("pck_chain") for c in (root, ca, leaf))),
             ext=ext,
             key=key,
             ca=ca_type,
             issuer=leaf.issuer,
-            leaf_serial=leaf.serial_number,
-            ca_serial=ca.serial_number,
-            leaf_der=leaf.tbs_certificate_bytes,
+            leaf_serial=leaf.cert.serial_number,
+            ca_serial=ca.cert.serial_number,
+            leaf_der=leaf.cert.tbs_certificate_bytes,
         )
         self._remember(self._pck, data, pck)
         return pck
 
     def _crl(
-        self, data: bytes, issuer: x509.Certificate, item: str
-    ) -> tuple[x509.CertificateRevocationList, datetime, datetime]:
+        self, data: bytes, issuer: _Cert, item: str
+    ) -> tuple[x509.CertificateRevocationList, bytes, datetime | None, datetime]:
         """Step 10: a CRL issued and signed by ``issuer``, with CRL number and AKI extensions."""
         crl = load_crl(data, item, CollateralMalformed)
-        if crl.issuer != issuer.subject:
+        try:
+            crl_issuer_der = crl_issuer(crl.tbs_certlist_bytes)
+        except ValueError as exc:
+            raise CollateralMalformed(f"{item}: {exc}") from exc
+        if crl_issuer_der != issuer.subject:
             raise CollateralUntrusted(
-                f"{item}: issuer {crl.issuer.rfc4514_string()} is not "
-                f"{issuer.subject.rfc4514_string()}"
+                f"{item}: issuer {common_name(crl_issuer_der)!r} is not {issuer.cn!r}"
             )
         for oid in (ExtensionOID.CRL_NUMBER, ExtensionOID.AUTHORITY_KEY_IDENTIFIER):
             try:
                 crl.extensions.get_extension_for_oid(oid)
             except x509.ExtensionNotFound as exc:
-                raise CollateralMalformed(f"{item}: lacks the {oid._name} extension") from exc
-        pub = _p256_key(issuer)
-        if pub is None or not crl.is_signature_valid(pub):
+                raise CollateralMalformed(
+                    f"{item}: lacks the {oid.dotted_string} extension"
+                ) from exc
+        if not _crl_signed_by(crl, issuer):
             raise CollateralSignatureInvalid(
-                f"{item}: signature does not verify with {_cn(issuer)!r}"
+                f"{item}: signature does not verify with {issuer.cn!r}"
             )
         if crl.next_update_utc is None:
             raise CollateralMalformed(f"{item}: no nextUpdate")
-        return crl, crl.last_update_utc, crl.next_update_utc
+        return crl, crl_issuer_der, crl.last_update_utc, crl.next_update_utc
 
     def _signing_chain(
-        self, data: bytes, item: str, root_revoked: frozenset[int]
-    ) -> tuple[x509.Certificate, list[tuple[str, datetime, datetime]]]:
+        self, data: bytes, item: str, root_crl: x509.CertificateRevocationList
+    ) -> tuple[_Cert, list[tuple[str, datetime | None, datetime]]]:
         """Step 13: exactly 'Intel SGX TCB Signing' and the root; not revoked by the Root CRL."""
         certs = self._load_pem(data, item, CollateralMalformed)
         if len(certs) != 2:
             raise CollateralMalformed(f"{item}: {len(certs)} certificates, expected 2")
         signing, root = certs
-        if "SGX TCB Signing" not in _cn(signing):
-            raise CollateralMalformed(f"{item}: CN {_cn(signing)!r} lacks 'SGX TCB Signing'")
+        if "SGX TCB Signing" not in signing.cn:
+            raise CollateralMalformed(f"{item}: CN {signing.cn!r} lacks 'SGX TCB Signing'")
         self._anchored_root(root, item, CollateralUntrusted)
         if not self._signed_by(signing, root):
-            raise CollateralSignatureInvalid(f"{item}: {_cn(signing)!r} is not signed by the root")
-        if signing.serial_number in root_revoked:
-            raise CollateralRevoked(f"{item}: {_cn(signing)!r} is revoked by the Root CA CRL")
-        return signing, [
-            (f"{item}:{_cn(c)}", c.not_valid_before_utc, c.not_valid_after_utc)
-            for c in (signing, root)
-        ]
+            raise CollateralSignatureInvalid(f"{item}: {signing.cn!r} is not signed by the root")
+        if _revoked(root_crl, signing.cert.serial_number):
+            raise CollateralRevoked(f"{item}: {signing.cn!r} is revoked by the Root CA CRL")
+        return signing, [signing.window(item), root.window(item)]
 
     def _verified_collateral(self, coll: DcapCollateral) -> _Collateral:
         hit = self._collateral.get(coll)
         if hit is not None:
             return hit
-        windows: list[tuple[str, datetime, datetime]] = []
+        windows: list[tuple[str, datetime | None, datetime]] = []
         # Step 10: PCK CRL issuer chain (intermediate CA, root) and the two CRLs.
         chain = self._load_pem(
             coll.pck_crl_issuer_chain, "pck_crl_issuer_chain", CollateralMalformed
@@ -681,59 +728,61 @@ class DcapVerifier:
         self._anchored_root(root, "pck_crl_issuer_chain", CollateralUntrusted)
         if not self._signed_by(ca, root):
             raise CollateralSignatureInvalid(
-                f"pck_crl_issuer_chain: {_cn(ca)!r} is not signed by the root"
+                f"pck_crl_issuer_chain: {ca.cn!r} is not signed by the root"
             )
-        windows += [
-            (f"pck_crl_issuer_chain:{_cn(c)}", c.not_valid_before_utc, c.not_valid_after_utc)
-            for c in (ca, root)
-        ]
-        root_crl, start, end = self._crl(coll.root_ca_crl, root, "root_ca_crl")
+        windows += [ca.window("pck_crl_issuer_chain"), root.window("pck_crl_issuer_chain")]
+        root_crl, _, start, end = self._crl(coll.root_ca_crl, root, "root_ca_crl")
         windows.append(("root_ca_crl", start, end))
-        root_revoked = frozenset(r.serial_number for r in root_crl)
-        if ca.serial_number in root_revoked:
-            raise CollateralRevoked(
-                f"pck_crl_issuer_chain: {_cn(ca)!r} is revoked by the Root CA CRL"
-            )
-        pck_crl, start, end = self._crl(coll.pck_crl, ca, "pck_crl")
+        pck_crl, pck_crl_issuer, start, end = self._crl(coll.pck_crl, ca, "pck_crl")
         windows.append(("pck_crl", start, end))
         # Steps 12-15: TCB Info, signed over its exact bytes by the TCB Signing key.
         info = parse_tcb_info(coll.tcb_info)
         signing, w = self._signing_chain(
-            coll.tcb_info_issuer_chain, "tcb_info_issuer_chain", root_revoked
+            coll.tcb_info_issuer_chain, "tcb_info_issuer_chain", root_crl
         )
         windows += w
         if not _verify_json(signing, info.signature, info.signed_bytes):
             raise CollateralSignatureInvalid(
                 "tcb_info: signature does not verify over the tcbInfo bytes as received"
             )
-        windows.append(("tcb_info", info.issue_date, info.next_update))
+        windows.append(("tcb_info", None, info.next_update))  # step 15: nextUpdate only
         # Step 16: QE Identity, likewise.
         ident = parse_enclave_identity(coll.qe_identity)
         signing, w = self._signing_chain(
-            coll.qe_identity_issuer_chain, "qe_identity_issuer_chain", root_revoked
+            coll.qe_identity_issuer_chain, "qe_identity_issuer_chain", root_crl
         )
         windows += w
         if not _verify_json(signing, ident.signature, ident.signed_bytes):
             raise CollateralSignatureInvalid(
                 "qe_identity: signature does not verify over the enclaveIdentity bytes as received"
             )
-        windows.append(("qe_identity", ident.issue_date, ident.next_update))
+        windows.append(("qe_identity", None, ident.next_update))
         vc = _Collateral(
-            root_crl_revoked=root_revoked,
-            pck_crl_issuer=pck_crl.issuer,
-            pck_crl_revoked=frozenset(r.serial_number for r in pck_crl),
+            root_crl=root_crl,
+            pck_crl_issuer=pck_crl_issuer,
+            pck_crl=pck_crl,
             tcb_info=info,
             levels=tcb.sorted_levels(info),
             qe_identity=ident,
+            crl_chain_ca_serial=ca.cert.serial_number,
             windows=tuple(windows),
         )
         self._remember(self._collateral, coll, vc)
         return vc
 
 
-def _verify_json(signer: x509.Certificate, signature: bytes, data: bytes) -> bool:
-    key = _p256_key(signer)
-    return key is not None and ecdsa_p256_verify_raw(key, signature, data)
+def _verify_json(signer: _Cert, signature: bytes, data: bytes) -> bool:
+    return signer.key is not None and ecdsa_p256_verify_raw(signer.key, signature, data)
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: _Cert) -> bool:
+    if issuer.key is None or crl.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA256:
+        return False
+    try:
+        issuer.key.verify(crl.signature, crl.tbs_certlist_bytes, _ECDSA_SHA256)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _p256_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
@@ -747,7 +796,7 @@ def _p256_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
     return None
 
 
-def _leaf_first(certs: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+def _leaf_first(certs: Sequence[_Cert]) -> tuple[_Cert, ...]:
     """Order a chain leaf first (Intel sends it so; some tools write the root first). A chain
     that is not a single path is returned as given and fails the checks that follow."""
     roots = [c for c in certs if c.issuer == c.subject]
