@@ -8,9 +8,12 @@ The signature covers the exact bytes of the ``tcbInfo`` / ``enclaveIdentity`` va
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from attestd.errors import CollateralMalformed
 
@@ -40,13 +43,29 @@ PLATFORM_STATUSES = frozenset(
 ENCLAVE_STATUSES = frozenset({"UpToDate", "OutOfDate", "Revoked"})
 
 _DECODER = json.JSONDecoder()
+_CANONICAL = {
+    key: re.compile(
+        rb'\{"' + key.encode() + rb'":(\{.*\}),"signature":"([0-9a-fA-F]{128})"\}[\x00\s]*',
+        re.DOTALL,
+    )
+    for key in ("tcbInfo", "enclaveIdentity")
+}
 
 
 def signed_span(raw: bytes, key: str, what: str) -> tuple[bytes, dict[str, Any], bytes]:
     """Split ``{"<key>": {...}, "signature": "<hex>"}`` into the exact bytes of the ``key`` value,
     its decoded object, and the raw r || s signature (64 bytes)."""
+    raw = bytes(raw)
+    fast = _CANONICAL[key].fullmatch(raw) if key in _CANONICAL else None
+    if fast is not None:  # Intel's compact layout: decode just the signed value, with orjson
+        try:
+            body = orjson.loads(fast.group(1))
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict):
+            return fast.group(1), body, bytes.fromhex(fast.group(2).decode("ascii"))
     try:
-        text = bytes(raw).rstrip(b"\x00").decode("utf-8")
+        text = raw.rstrip(b"\x00").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CollateralMalformed(f"{what}: not UTF-8 ({exc})") from exc
     spans: dict[str, tuple[int, int, Any]] = {}
@@ -282,10 +301,30 @@ def parse_tcb_info(raw: bytes, what: str = "tcb_info") -> TcbInfo:
                     _enclave_levels(o.array("tcbLevels"), f"{o.path}.tcbLevels", "isvsvn"),
                 )
             )
-    levels: list[TcbLevel] = []
     raw_levels = t.array("tcbLevels")
     if not raw_levels:
         raise CollateralMalformed("tcbInfo.tcbLevels: empty")
+    levels = _fast_levels(raw_levels, version, is_tdx) or _levels(raw_levels, version, is_tdx)
+    return TcbInfo(
+        version=version,
+        id=tee_id,
+        issue_date=t.time("issueDate"),
+        next_update=t.time("nextUpdate"),
+        fmspc=t.hex("fmspc", 6),
+        pce_id=t.hex("pceId", 2),
+        tcb_type=tcb_type,
+        tcb_evaluation_data_number=t.integer("tcbEvaluationDataNumber"),
+        tcb_levels=tuple(levels),
+        tdx_module=module,
+        tdx_module_identities=tuple(identities),
+        signed_bytes=signed,
+        signature=sig,
+    )
+
+
+def _levels(raw_levels: list[Any], version: int, is_tdx: bool) -> tuple[TcbLevel, ...]:
+    """TCB levels, checking every field and naming the first bad one."""
+    levels: list[TcbLevel] = []
     for i, item in enumerate(raw_levels):
         lv = _Obj(item, f"tcbInfo.tcbLevels[{i}]")
         tcb = lv.obj("tcb")
@@ -307,27 +346,64 @@ def parse_tcb_info(raw: bytes, what: str = "tcb_info") -> TcbInfo:
                 lv.strings("advisoryIDs"),
             )
         )
-    return TcbInfo(
-        version=version,
-        id=tee_id,
-        issue_date=t.time("issueDate"),
-        next_update=t.time("nextUpdate"),
-        fmspc=t.hex("fmspc", 6),
-        pce_id=t.hex("pceId", 2),
-        tcb_type=tcb_type,
-        tcb_evaluation_data_number=t.integer("tcbEvaluationDataNumber"),
-        tcb_levels=tuple(levels),
-        tdx_module=module,
-        tdx_module_identities=tuple(identities),
-        signed_bytes=signed,
-        signature=sig,
-    )
+    return tuple(levels)
+
+
+_V2_KEYS = tuple(f"sgxtcbcomp{n:02d}svn" for n in range(1, 17))
+
+
+def _fast_levels(raw_levels: list[Any], version: int, is_tdx: bool) -> tuple[TcbLevel, ...] | None:
+    """The same as :func:`_levels` for well-formed input, without per-field wrappers (this runs
+    on every cold verification); None on anything unexpected, so that :func:`_levels` can name it."""
+    out: list[TcbLevel] = []
+    try:
+        for item in raw_levels:
+            tcb = item["tcb"]
+            if version == 2:
+                sgx = [tcb[k] for k in _V2_KEYS]
+            else:
+                sgx = [c["svn"] for c in tcb["sgxtcbcomponents"]]
+            tdx = [c["svn"] for c in tcb["tdxtcbcomponents"]] if is_tdx else None
+            svns = [*sgx, *(tdx or ()), tcb["pcesvn"]]
+            status, date = item["tcbStatus"], item["tcbDate"]
+            raw_advisories = item.get("advisoryIDs", [])
+            if type(raw_advisories) is not list:
+                return None
+            advisories = tuple(raw_advisories)
+            if (
+                len(sgx) != 16
+                or (tdx is not None and len(tdx) != 16)
+                or not all(type(v) is int and v >= 0 for v in svns)
+                or status not in PLATFORM_STATUSES
+                or type(date) is not str
+                or not all(type(a) is str for a in advisories)
+            ):
+                return None
+            out.append(
+                TcbLevel(
+                    tuple(sgx),
+                    svns[-1],
+                    tuple(tdx) if tdx is not None else None,
+                    date,
+                    status,
+                    advisories,
+                )
+            )
+    except (TypeError, KeyError, AttributeError):
+        return None
+    return tuple(out)
 
 
 def _components(tcb: _Obj, key: str) -> tuple[int, ...]:
     items = tcb.array(key)
     if len(items) != 16:
         raise CollateralMalformed(f"{tcb.path}.{key}: {len(items)} entries, expected 16")
+    try:  # fast path for well-formed input; the slow path below names the bad entry
+        svns = tuple(c["svn"] for c in items)
+        if all(type(v) is int and v >= 0 for v in svns):
+            return svns
+    except (TypeError, KeyError):
+        pass
     return tuple(_Obj(c, f"{tcb.path}.{key}[{i}]").integer("svn") for i, c in enumerate(items))
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import functools
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
 
 from cryptography import x509
@@ -24,20 +24,22 @@ from cryptography.utils import CryptographyDeprecationWarning
 from attestd.errors import AttestdError, ConfigurationError
 
 __all__ = [
+    "X509_LOAD_ERRORS",
     "TrustAnchors",
+    "crl_der",
     "default_trust_anchors",
     "ecdsa_p256_verify_raw",
     "load_crl",
     "load_pem_certificates",
     "p256_public_key",
     "spki_der",
-    "within",
+    "strict_x509",
 ]
 
 _SHA256_ECDSA = ec.ECDSA(hashes.SHA256())
 
 
-_LOAD_ERRORS = (
+X509_LOAD_ERRORS = (
     ValueError,
     binascii.Error,
     UnsupportedAlgorithm,
@@ -47,7 +49,7 @@ _LOAD_ERRORS = (
 
 
 @contextlib.contextmanager
-def _strict() -> Iterator[None]:
+def strict_x509() -> Iterator[None]:
     """Certificates and CRLs that cryptography only warns about (RFC 5280 violations such as a
     negative serial number) are rejected."""
     with warnings.catch_warnings():
@@ -60,33 +62,41 @@ def load_pem_certificates(
 ) -> list[x509.Certificate]:
     """Every certificate of a PEM bundle (NULs and surrounding whitespace tolerated)."""
     try:
-        with _strict():
+        with strict_x509():
             certs = x509.load_pem_x509_certificates(bytes(data).rstrip(b"\x00"))
             for c in certs:  # surface what is parsed lazily and used later, here, once
                 _ = (c.serial_number, c.not_valid_before_utc, c.not_valid_after_utc)
-    except _LOAD_ERRORS as exc:
+    except X509_LOAD_ERRORS as exc:
         raise error(f"{what}: not a PEM certificate chain ({exc})") from exc
     if count is not None and len(certs) != count:
         raise error(f"{what}: {len(certs)} certificates, expected {count}")
     return certs
 
 
-def load_crl(data: bytes, what: str, error: type[AttestdError]) -> x509.CertificateRevocationList:
-    """A CRL in PEM, DER or hex-encoded DER (Intel PCCS serves hex), as QvE accepts."""
+def crl_der(data: bytes) -> bytes:
+    """The DER of a CRL given as PEM, DER or hex-encoded DER (Intel PCCS serves hex), as QvE
+    accepts. Raises ``ValueError`` (or ``binascii.Error``) when it is none of these."""
     raw = bytes(data)
+    if raw[:1] == b"\x30":  # DER: exactly the outer element (a NUL terminator may follow)
+        return raw[: _der_length(raw)]
+    text = raw.strip(b"\x00\r\n\t ")
+    if text.startswith(b"-----BEGIN X509 CRL-----"):
+        body = text[len(b"-----BEGIN X509 CRL-----") :]
+        end = body.find(b"-----END X509 CRL-----")
+        if end < 0 or body[end + len(b"-----END X509 CRL-----") :].strip():
+            raise ValueError("malformed PEM CRL")
+        return binascii.a2b_base64(b"".join(body[:end].split()), strict_mode=True)
+    return binascii.unhexlify(text)
+
+
+def load_crl(data: bytes, what: str, error: type[AttestdError]) -> x509.CertificateRevocationList:
+    """A CRL in PEM, DER or hex-encoded DER, fully parsed by cryptography."""
     try:
-        with _strict():
-            if raw[:1] == b"\x30":  # DER: exactly the outer element (a NUL terminator may follow)
-                crl = x509.load_der_x509_crl(raw[: _der_length(raw)])
-            else:
-                text = raw.strip(b"\x00\r\n\t ")
-                if text.startswith(b"-----BEGIN"):
-                    crl = x509.load_pem_x509_crl(text)
-                else:
-                    crl = x509.load_der_x509_crl(binascii.unhexlify(text))
+        with strict_x509():
+            crl = x509.load_der_x509_crl(crl_der(data))
             _ = (crl.extensions, crl.last_update_utc, crl.next_update_utc)
         return crl
-    except _LOAD_ERRORS as exc:
+    except X509_LOAD_ERRORS as exc:
         raise error(f"{what}: not a CRL in PEM, DER or hex-DER ({exc})") from exc
 
 
@@ -157,23 +167,27 @@ class TrustAnchors:
     def from_pem(cls, data: bytes, what: str = "trust anchor") -> TrustAnchors:
         return cls(tuple(load_pem_certificates(data, what, ConfigurationError)))
 
-    @property
+    @functools.cached_property
     def public_keys(self) -> frozenset[bytes]:
         return frozenset(spki_der(c) for c in self.certificates)
+
+    @functools.cached_property
+    def anchor_keys(self) -> dict[bytes, ec.EllipticCurvePublicKey]:
+        """TBS || signature of each EC anchor -> its public key. A chain root identical to an
+        anchor needs no self-signature check (the anchor is trusted by configuration)."""
+        out = {}
+        for c in self.certificates:
+            key = c.public_key()
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                out[c.tbs_certificate_bytes + c.signature] = key
+        return out
 
     def describe(self) -> str:
         return ", ".join(c.subject.rfc4514_string() for c in self.certificates)
 
 
+@functools.cache
 def default_trust_anchors() -> TrustAnchors:
     """The Intel SGX Root CA shipped in the package (SHA-256 of DER 44a0196b…74d3)."""
     pem = resources.files("attestd").joinpath("data/intel_sgx_root_ca.pem").read_bytes()
     return TrustAnchors.from_pem(pem, "built-in Intel SGX Root CA")
-
-
-def within(cert: x509.Certificate, at: datetime) -> bool:
-    return cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
-
-
-def names(certs: Sequence[x509.Certificate]) -> str:
-    return " <- ".join(c.subject.rfc4514_string() for c in certs)

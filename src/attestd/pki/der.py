@@ -8,7 +8,9 @@ structures cryptography has already parsed; still bounds-checked, raising ``Valu
 
 from __future__ import annotations
 
-__all__ = ["common_name", "crl_issuer", "tbs_issuer_subject"]
+from datetime import UTC, datetime
+
+__all__ = ["CertFields", "CrlFields", "common_name", "crl_issuer", "tbs_issuer_subject"]
 
 _SEQUENCE, _SET, _INTEGER = 0x30, 0x31, 0x02
 _CN_OID = b"\x06\x03\x55\x04\x03"  # 2.5.4.3 commonName
@@ -81,3 +83,137 @@ def common_name(name: bytes) -> str:
             apos = vend
         pos = send
     return ""
+
+
+_ECDSA_SHA256_ALG = bytes.fromhex("300a06082a8648ce3d040302")  # AlgorithmIdentifier, no params
+_P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+
+
+class CertFields:
+    """What certificate verification reads, straight from the DER of an X.509 certificate
+    (RFC 5280 §4.1) that cryptography has already loaded: the signed TBS bytes, the signature,
+    issuer and subject names, serial number, notAfter, and the P-256 point (None for other keys)."""
+
+    __slots__ = (
+        "ecdsa_sha256",
+        "issuer",
+        "not_after",
+        "p256_point",
+        "serial",
+        "signature",
+        "subject",
+        "tbs",
+    )
+
+    def __init__(self, der: bytes) -> None:
+        tag, pos, _ = _tlv(der, 0)
+        if tag != _SEQUENCE:
+            raise ValueError("Certificate is not a SEQUENCE")
+        self.tbs, pos = _element(der, pos)
+        alg, pos = _element(der, pos)
+        tag, s, e = _tlv(der, pos)
+        if tag != 0x03 or s == e or der[s] != 0:
+            raise ValueError("signatureValue is not a BIT STRING")
+        self.signature = der[s + 1 : e]
+        tbs = self.tbs
+        _, pos, _ = _tlv(tbs, 0)
+        if tbs[pos] == 0xA0:
+            _, pos = _element(tbs, pos)
+        tag, s, e = _tlv(tbs, pos)
+        if tag != _INTEGER:
+            raise ValueError("serialNumber is not an INTEGER")
+        self.serial = int.from_bytes(tbs[s:e], "big", signed=True)
+        inner_alg, pos = _element(tbs, e)
+        self.ecdsa_sha256 = alg == inner_alg == _ECDSA_SHA256_ALG
+        self.issuer, pos = _element(tbs, pos)
+        _, vs, ve = _tlv(tbs, pos)  # validity
+        _, after = _element(tbs, vs)  # notBefore
+        self.not_after = _time(tbs, after)
+        self.subject, pos = _element(tbs, ve)
+        spki, _ = _element(tbs, pos)
+        self.p256_point = (
+            spki[len(_P256_SPKI_PREFIX) :]
+            if (spki.startswith(_P256_SPKI_PREFIX) and len(spki) == len(_P256_SPKI_PREFIX) + 65)
+            else None
+        )
+
+
+def _time(data: bytes, pos: int) -> datetime:
+    """UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), RFC 5280 §4.1.2.5."""
+    tag, s, e = _tlv(data, pos)
+    text = data[s:e].decode("ascii")
+    if tag == 0x17 and len(text) == 13 and text.endswith("Z"):
+        year = int(text[:2])
+        year += 2000 if year < 50 else 1900
+        rest = text[2:]
+    elif tag == 0x18 and len(text) == 15 and text.endswith("Z"):
+        year = int(text[:4])
+        rest = text[4:]
+    else:
+        raise ValueError("unsupported time encoding")
+    return datetime(
+        year,
+        int(rest[0:2]),
+        int(rest[2:4]),
+        int(rest[4:6]),
+        int(rest[6:8]),
+        int(rest[8:10]),
+        tzinfo=UTC,
+    )
+
+
+_CRL_NUMBER_OID = b"\x06\x03\x55\x1d\x14"  # 2.5.29.20
+_AKI_OID = b"\x06\x03\x55\x1d\x23"  # 2.5.29.35
+
+
+class CrlFields:
+    """What CRL checking reads, from the DER of a CRL cryptography has already loaded
+    (RFC 5280 §5.1): TBS bytes, signature, issuer, thisUpdate, nextUpdate, and whether the
+    CRL number and authority key identifier extensions are present."""
+
+    __slots__ = (
+        "ecdsa_sha256",
+        "has_aki",
+        "has_crl_number",
+        "issuer",
+        "next_update",
+        "signature",
+        "tbs",
+        "this_update",
+    )
+
+    def __init__(self, der: bytes) -> None:
+        tag, pos, _ = _tlv(der, 0)
+        if tag != _SEQUENCE:
+            raise ValueError("CertificateList is not a SEQUENCE")
+        self.tbs, pos = _element(der, pos)
+        alg, pos = _element(der, pos)
+        tag, s, e = _tlv(der, pos)
+        if tag != 0x03 or s == e or der[s] != 0:
+            raise ValueError("signatureValue is not a BIT STRING")
+        self.signature = der[s + 1 : e]
+        tbs = self.tbs
+        _, pos, end = _tlv(tbs, 0)
+        if tbs[pos] == _INTEGER:
+            _, pos = _element(tbs, pos)
+        inner_alg, pos = _element(tbs, pos)
+        self.ecdsa_sha256 = alg == inner_alg == _ECDSA_SHA256_ALG
+        self.issuer, pos = _element(tbs, pos)
+        self.this_update = _time(tbs, pos)
+        _, pos = _element(tbs, pos)
+        self.next_update: datetime | None = None
+        if pos < end and tbs[pos] in (0x17, 0x18):
+            self.next_update = _time(tbs, pos)
+            _, pos = _element(tbs, pos)
+        if pos < end and tbs[pos] == _SEQUENCE:  # revokedCertificates
+            _, pos = _element(tbs, pos)
+        self.has_crl_number = self.has_aki = False
+        if pos < end and tbs[pos] == 0xA0:  # [0] EXPLICIT Extensions
+            _, s, _ = _tlv(tbs, pos)
+            _, epos, eend = _tlv(tbs, s)
+            while epos < eend:
+                _, xs, xe = _tlv(tbs, epos)
+                oid = tbs[xs : xs + 5]
+                self.has_crl_number |= oid == _CRL_NUMBER_OID
+                self.has_aki |= oid == _AKI_OID
+                epos = xe

@@ -29,6 +29,9 @@ _STRUCT = "PckSgxExtension"
 _OID_PREFIX = bytes.fromhex("2a864886f84d010d01")  # DER body of 1.2.840.113741.1.13.1
 
 _SEQUENCE, _INTEGER, _OCTET_STRING, _OID, _ENUMERATED, _BOOLEAN = 0x30, 0x02, 0x04, 0x06, 0x0A, 0x01
+_COMPONENTS = tuple(
+    (_OID_PREFIX + bytes([2, i]), f"tcb.sgxtcbcomp{i:02d}svn") for i in range(1, 17)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +131,7 @@ def parse_pck_extension(value: bytes) -> PckExtension:
     if tcb_raw is None or tcb_raw[0] != _SEQUENCE:
         raise MalformedEvidence(_STRUCT, "tcb", 0, "required SEQUENCE missing")
     tcb = _items(value, tcb_raw[1], tcb_raw[2], "tcb")
-    comps = tuple(
-        _uint(_get(value, tcb, p + bytes([2, i]), _INTEGER, f"tcb.sgxtcbcomp{i:02d}svn"), "svn")
-        for i in range(1, 17)
-    )
+    comps = tuple([_uint(_get(value, tcb, key, _INTEGER, name), name) for key, name in _COMPONENTS])
     ext = PckExtension(
         ppid=_get(value, top, p + b"\x01", _OCTET_STRING, "ppid", 16),
         tcb_components=comps,

@@ -11,7 +11,9 @@ cached: every validity window is checked again at each verification's time.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,8 +23,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 
 from attestd.collateral.intel import (
     EnclaveIdentity,
@@ -56,15 +56,16 @@ from attestd.errors import (
 )
 from attestd.evidence.quote import CERT_TYPE_PCK_CERT_CHAIN, BodyType, Quote, TdReport, parse_quote
 from attestd.pki.certs import (
+    X509_LOAD_ERRORS,
     TrustAnchors,
+    crl_der,
     default_trust_anchors,
     ecdsa_p256_verify_raw,
-    load_crl,
-    load_pem_certificates,
     p256_public_key,
     spki_der,
+    strict_x509,
 )
-from attestd.pki.der import common_name, crl_issuer, tbs_issuer_subject
+from attestd.pki.der import CertFields, CrlFields, common_name
 from attestd.pki.sgx_extension import SGX_EXTENSION_OID, PckExtension, parse_pck_extension
 from attestd.verify import tcb
 
@@ -109,35 +110,59 @@ class DcapResult:
     collateral: DcapCollateral
 
 
-@dataclass(frozen=True, slots=True)
 class _Cert:
-    """A certificate with what verification reads from it, extracted once: raw DER names
-    (compared byte for byte, as QVL does), the common name and the validity window."""
+    """A certificate with what verification reads from it, extracted once from its DER: raw
+    names (compared byte for byte, as QVL does), common name, serial, notAfter, TBS bytes and
+    signature, and the P-256 key (built on first use)."""
 
-    cert: x509.Certificate
-    issuer: bytes
-    subject: bytes
-    cn: str
-    not_after: datetime
-    key: ec.EllipticCurvePublicKey | None  # None unless a valid P-256 key
-    ecdsa_sha256: bool  # signed with ecdsa-with-SHA256, the only algorithm Intel uses
+    __slots__ = ("_key", "cert", "cn", "f")
 
-    @classmethod
-    def of(cls, cert: x509.Certificate) -> _Cert:
-        issuer, subject = tbs_issuer_subject(cert.tbs_certificate_bytes)
-        return cls(
-            cert,
-            issuer,
-            subject,
-            common_name(subject),
-            cert.not_valid_after_utc,
-            _p256_key(cert),
-            cert.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA256,
-        )
+    def __init__(self, der: bytes) -> None:
+        self.cert = x509.load_der_x509_certificate(der)  # full validation by cryptography
+        self.f = CertFields(der)
+        # RFC 5280 §4.1.2.2: positive. cryptography only warns (when warnings are errors, the
+        # warning itself is caught as a load error by the caller).
+        if self.f.serial <= 0:
+            raise ValueError(f"serial number {self.f.serial} is not positive")
+        self.cn = common_name(self.f.subject)
+        self._key: ec.EllipticCurvePublicKey | bool | None = False
+
+    @property
+    def issuer(self) -> bytes:
+        return self.f.issuer
+
+    @property
+    def subject(self) -> bytes:
+        return self.f.subject
+
+    @property
+    def serial(self) -> int:
+        return self.f.serial
+
+    @property
+    def key(self) -> ec.EllipticCurvePublicKey | None:
+        """The P-256 public key, or None if the certificate has another or an invalid key."""
+        if self._key is False:
+            point = self.f.p256_point
+            try:
+                self._key = (
+                    None
+                    if point is None
+                    else ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+                )
+            except ValueError:
+                self._key = None
+        assert not isinstance(self._key, bool)
+        return self._key
+
+    def use_key(self, key: ec.EllipticCurvePublicKey) -> None:
+        """Use an already built key object for this certificate's key (same SPKI)."""
+        if self._key is False:
+            self._key = key
 
     def window(self, prefix: str) -> tuple[str, datetime | None, datetime]:
         """Step 11: QVL checks only notAfter of certificates."""
-        return (f"{prefix}:{self.cn}", None, self.not_after)
+        return (f"{prefix}:{self.cn}", None, self.f.not_after)
 
 
 @dataclass(slots=True)
@@ -237,8 +262,10 @@ class DcapVerifier:
         self.anchors = trust_anchors or default_trust_anchors()
         self.allow_expired_collateral = allow_expired_collateral
         self._anchor_keys = self.anchors.public_keys
+        self._anchor_certs = self.anchors.anchor_keys
         self._signed: set[tuple[bytes, bytes]] = set()
         self._pem: dict[bytes, tuple[_Cert, ...]] = {}
+        self._certs: dict[bytes, _Cert] = {}
         self._pck: dict[bytes, _Pck] = {}
         self._collateral: dict[DcapCollateral, _Collateral] = {}
         self._qe_sig: set[tuple[bytes, bytes, bytes]] = set()
@@ -248,6 +275,7 @@ class DcapVerifier:
         for c in (
             self._signed,
             self._pem,
+            self._certs,
             self._pck,
             self._collateral,
             self._qe_sig,
@@ -559,11 +587,19 @@ class DcapVerifier:
     def _load_pem(self, data: bytes, what: str, error: type[AttestdError]) -> tuple[_Cert, ...]:
         got = self._pem.get(data)
         if got is None:
-            certs = load_pem_certificates(data, what, error)
+            certs = []
             try:
-                got = _leaf_first([_Cert.of(c) for c in certs])
-            except ValueError as exc:
+                for block in _pem_blocks(data):
+                    cert = self._certs.get(block)
+                    if cert is None:
+                        cert = _Cert(_pem_body(block))
+                        self._remember(self._certs, block, cert)
+                    certs.append(cert)
+            except X509_LOAD_ERRORS as exc:
                 raise error(f"{what}: malformed certificate ({exc})") from exc
+            if not certs:
+                raise error(f"{what}: no PEM certificate")
+            got = _leaf_first(certs)
             self._remember(self._pem, data, got)
         return got
 
@@ -571,14 +607,15 @@ class DcapVerifier:
         """Issuer name matches (raw DER) and the signature verifies with the issuer's key."""
         if child.issuer != issuer.subject:
             return False
-        c = child.cert
-        if issuer.key is None or not child.ecdsa_sha256:
+        c = child.f
+        issuer_key = issuer.key
+        if issuer_key is None or not c.ecdsa_sha256:
             return False
-        key = (c.tbs_certificate_bytes + c.signature, issuer.cert.public_bytes(Encoding.DER))
+        key = (c.tbs + c.signature, issuer.f.tbs)
         if key in self._signed:
             return True
         try:
-            issuer.key.verify(c.signature, c.tbs_certificate_bytes, _ECDSA_SHA256)
+            issuer_key.verify(c.signature, c.tbs, _ECDSA_SHA256)
         except InvalidSignature:
             return False
         self._remember(self._signed, key)
@@ -586,6 +623,10 @@ class DcapVerifier:
 
     def _anchored_root(self, root: _Cert, what: str, untrusted: type[AttestdError]) -> None:
         """Steps 8-9: the root is self-signed and has the public key of a trust anchor."""
+        anchor_key = self._anchor_certs.get(root.f.tbs + root.f.signature)
+        if anchor_key is not None:
+            root.use_key(anchor_key)  # the anchor itself: its key object is already built
+            return
         if not self._signed_by(root, root):
             raise untrusted(f"{what}: root {root.cn!r} is not a valid self-signed certificate")
         if root.key is None or spki_der(root.key) not in self._anchor_keys:
@@ -659,40 +700,44 @@ class DcapVerifier:
             key=key,
             ca=ca_type,
             issuer=leaf.issuer,
-            leaf_serial=leaf.cert.serial_number,
-            ca_serial=ca.cert.serial_number,
-            leaf_der=leaf.cert.tbs_certificate_bytes,
+            leaf_serial=leaf.serial,
+            ca_serial=ca.serial,
+            leaf_der=leaf.f.tbs,
         )
         self._remember(self._pck, data, pck)
         return pck
 
     def _crl(
         self, data: bytes, issuer: _Cert, item: str
-    ) -> tuple[x509.CertificateRevocationList, bytes, datetime | None, datetime]:
+    ) -> tuple[x509.CertificateRevocationList, bytes, datetime, datetime]:
         """Step 10: a CRL issued and signed by ``issuer``, with CRL number and AKI extensions."""
-        crl = load_crl(data, item, CollateralMalformed)
         try:
-            crl_issuer_der = crl_issuer(crl.tbs_certlist_bytes)
-        except ValueError as exc:
-            raise CollateralMalformed(f"{item}: {exc}") from exc
-        if crl_issuer_der != issuer.subject:
+            with strict_x509():
+                der = crl_der(data)
+                crl = x509.load_der_x509_crl(der)
+                f = CrlFields(der)
+        except X509_LOAD_ERRORS as exc:
+            raise CollateralMalformed(f"{item}: not a CRL in PEM, DER or hex-DER ({exc})") from exc
+        if f.issuer != issuer.subject:
             raise CollateralUntrusted(
-                f"{item}: issuer {common_name(crl_issuer_der)!r} is not {issuer.cn!r}"
+                f"{item}: issuer {common_name(f.issuer)!r} is not {issuer.cn!r}"
             )
-        for oid in (ExtensionOID.CRL_NUMBER, ExtensionOID.AUTHORITY_KEY_IDENTIFIER):
-            try:
-                crl.extensions.get_extension_for_oid(oid)
-            except x509.ExtensionNotFound as exc:
-                raise CollateralMalformed(
-                    f"{item}: lacks the {oid.dotted_string} extension"
-                ) from exc
-        if not _crl_signed_by(crl, issuer):
+        if not f.has_crl_number:
+            raise CollateralMalformed(f"{item}: lacks the CRL number extension")
+        if not f.has_aki:
+            raise CollateralMalformed(f"{item}: lacks the authority key identifier extension")
+        key = issuer.key
+        if key is None or not f.ecdsa_sha256:
+            raise CollateralSignatureInvalid(f"{item}: not signed with ECDSA P-256 SHA-256")
+        try:
+            key.verify(f.signature, f.tbs, _ECDSA_SHA256)
+        except InvalidSignature as exc:
             raise CollateralSignatureInvalid(
                 f"{item}: signature does not verify with {issuer.cn!r}"
-            )
-        if crl.next_update_utc is None:
+            ) from exc
+        if f.next_update is None:
             raise CollateralMalformed(f"{item}: no nextUpdate")
-        return crl, crl_issuer_der, crl.last_update_utc, crl.next_update_utc
+        return crl, f.issuer, f.this_update, f.next_update
 
     def _signing_chain(
         self, data: bytes, item: str, root_crl: x509.CertificateRevocationList
@@ -707,7 +752,7 @@ class DcapVerifier:
         self._anchored_root(root, item, CollateralUntrusted)
         if not self._signed_by(signing, root):
             raise CollateralSignatureInvalid(f"{item}: {signing.cn!r} is not signed by the root")
-        if _revoked(root_crl, signing.cert.serial_number):
+        if _revoked(root_crl, signing.serial):
             raise CollateralRevoked(f"{item}: {signing.cn!r} is revoked by the Root CA CRL")
         return signing, [signing.window(item), root.window(item)]
 
@@ -764,7 +809,7 @@ class DcapVerifier:
             tcb_info=info,
             levels=tcb.sorted_levels(info),
             qe_identity=ident,
-            crl_chain_ca_serial=ca.cert.serial_number,
+            crl_chain_ca_serial=ca.serial,
             windows=tuple(windows),
         )
         self._remember(self._collateral, coll, vc)
@@ -773,16 +818,6 @@ class DcapVerifier:
 
 def _verify_json(signer: _Cert, signature: bytes, data: bytes) -> bool:
     return signer.key is not None and ecdsa_p256_verify_raw(signer.key, signature, data)
-
-
-def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: _Cert) -> bool:
-    if issuer.key is None or crl.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA256:
-        return False
-    try:
-        issuer.key.verify(crl.signature, crl.tbs_certlist_bytes, _ECDSA_SHA256)
-    except InvalidSignature:
-        return False
-    return True
 
 
 def _p256_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
@@ -799,6 +834,8 @@ def _p256_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
 def _leaf_first(certs: Sequence[_Cert]) -> tuple[_Cert, ...]:
     """Order a chain leaf first (Intel sends it so; some tools write the root first). A chain
     that is not a single path is returned as given and fails the checks that follow."""
+    if all(a.issuer == b.subject for a, b in itertools.pairwise(certs)):
+        return tuple(certs)  # already leaf first: the common case
     roots = [c for c in certs if c.issuer == c.subject]
     if len(roots) != 1:
         return tuple(certs)
@@ -811,3 +848,24 @@ def _leaf_first(certs: Sequence[_Cert]) -> tuple[_Cert, ...]:
         ordered.append(nxt[0])
         rest.remove(nxt[0])
     return tuple(reversed(ordered))
+
+
+_PEM_BEGIN, _PEM_END = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
+
+
+def _pem_blocks(data: bytes) -> list[bytes]:
+    """The PEM certificate blocks of ``data``, each as its exact text."""
+    out, pos = [], 0
+    while (i := data.find(_PEM_BEGIN, pos)) >= 0:
+        j = data.find(_PEM_END, i)
+        if j < 0:
+            break
+        pos = j + len(_PEM_END)
+        out.append(data[i:pos])
+    return out
+
+
+def _pem_body(block: bytes) -> bytes:
+    """The DER inside one PEM certificate block (RFC 7468: base64, whitespace allowed)."""
+    body = block[len(_PEM_BEGIN) : -len(_PEM_END)]
+    return binascii.a2b_base64(b"".join(body.split()), strict_mode=True)
