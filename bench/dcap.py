@@ -124,7 +124,7 @@ def main() -> int:
     print("| quote | verifier | verifications/s | µs each | vs dcap-qvl |")
     print("|---|---|---:|---:|---:|")
     for name, k, med, us, ratio in rows:
-        print(f"| {name} | {k} | {med:,.0f} | {us:,.0f} | {ratio:.2f}× |")
+        print(f"| {name} | {k} | {med:,.0f} | {us:,.0f} | {ratio:.2f}x |")
     return 0
 
 
