@@ -251,6 +251,25 @@ class EnclaveIdentity:
 def _enclave_levels(items: list[Any], path: str, svn_key: str) -> tuple[EnclaveTcbLevel, ...]:
     if not items:
         raise CollateralMalformed(f"{path}: empty")
+    try:  # fast path for well-formed levels; the loop below names the first bad field
+        fast = []
+        for item in items:
+            svn, date, status = item["tcb"][svn_key], item["tcbDate"], item["tcbStatus"]
+            advisories = item.get("advisoryIDs", [])
+            if (
+                type(svn) is not int
+                or svn < 0
+                or type(date) is not str
+                or status not in ENCLAVE_STATUSES
+                or type(advisories) is not list
+                or not {*map(type, advisories)} <= {str}
+            ):
+                break
+            fast.append(EnclaveTcbLevel(svn, date, status, tuple(advisories)))
+        else:
+            return tuple(fast)
+    except (TypeError, KeyError, AttributeError):
+        pass
     out = []
     for i, item in enumerate(items):
         lv = _Obj(item, f"{path}[{i}]")
@@ -349,6 +368,7 @@ def _levels(raw_levels: list[Any], version: int, is_tdx: bool) -> tuple[TcbLevel
     return tuple(levels)
 
 
+_INT, _STR = {int}, {str}
 _V2_KEYS = tuple(f"sgxtcbcomp{n:02d}svn" for n in range(1, 17))
 
 
@@ -373,10 +393,11 @@ def _fast_levels(raw_levels: list[Any], version: int, is_tdx: bool) -> tuple[Tcb
             if (
                 len(sgx) != 16
                 or (tdx is not None and len(tdx) != 16)
-                or not all(type(v) is int and v >= 0 for v in svns)
+                or {*map(type, svns)} != _INT
+                or min(svns) < 0
                 or status not in PLATFORM_STATUSES
                 or type(date) is not str
-                or not all(type(a) is str for a in advisories)
+                or not {*map(type, advisories)} <= _STR
             ):
                 return None
             out.append(

@@ -79,6 +79,19 @@ def _items(data: bytes, start: int, end: int, field: str) -> dict[bytes, tuple[i
     """A SEQUENCE OF SEQUENCE {OID, value} -> {oid_body: (tag, value_start, value_end, offset)}."""
     out: dict[bytes, tuple[int, int, int, int]] = {}
     pos = start
+    # Fast path: every element short-form (all lengths < 128), as in the TCB SEQUENCE.
+    while pos + 4 <= end and data[pos] == _SEQUENCE and data[pos + 1] < 0x80:
+        e = pos + 2 + data[pos + 1]
+        if data[pos + 2] != _OID or e > end:
+            break
+        oe = pos + 4 + data[pos + 3]
+        if oe + 2 > e or data[oe + 1] >= 0x80 or oe + 2 + data[oe + 1] != e:
+            break
+        oid = data[pos + 4 : oe]
+        if oid in out:
+            break
+        out[oid] = (data[oe], oe + 2, e, pos)
+        pos = e
     while pos < end:
         s, e = _expect(data, pos, end, _SEQUENCE, field)
         os_, oe = _expect(data, s, e, _OID, field)

@@ -76,6 +76,7 @@ _SGX_EXT = x509.ObjectIdentifier(SGX_EXTENSION_OID)
 _CACHE_LIMIT = 4096
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+_FAR_PAST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +166,27 @@ class _Cert:
         return (f"{prefix}:{self.cn}", None, self.f.not_after)
 
 
+_Window = tuple[str, datetime | None, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class _Windows:
+    """Validity windows of cached material, with their intersection precomputed."""
+
+    items: tuple[_Window, ...]
+    max_start: datetime
+    min_end: datetime
+
+    @classmethod
+    def of(cls, items: Sequence[_Window]) -> _Windows:
+        starts = [s for _, s, _ in items if s is not None]
+        return cls(tuple(items), max(starts, default=_FAR_PAST), min(e for _, _, e in items))
+
+
 @dataclass(slots=True)
 class _Chain:
     certs: tuple[_Cert, ...]
-    windows: tuple[tuple[str, datetime | None, datetime], ...]
+    windows: _Windows
 
 
 @dataclass(slots=True)
@@ -192,7 +210,7 @@ class _Collateral:
     levels: tuple[TcbLevel, ...]
     qe_identity: EnclaveIdentity
     crl_chain_ca_serial: int
-    windows: tuple[tuple[str, datetime | None, datetime], ...]
+    windows: _Windows
 
 
 @dataclass
@@ -204,6 +222,14 @@ class _Run:
     expired: list[str] = field(default_factory=list)
     earliest: datetime = _FAR_FUTURE
 
+    def windows(self, windows: _Windows, error: Callable[[str, str], AttestdError]) -> None:
+        """Check every window at the verification time (one comparison when all are valid)."""
+        self.earliest = min(self.earliest, windows.min_end)
+        if windows.max_start <= self.at <= windows.min_end:
+            return
+        for item, start, end in windows.items:
+            self.window(item, start, end, error)
+
     def window(
         self,
         item: str,
@@ -212,7 +238,6 @@ class _Run:
         error: Callable[[str, str], AttestdError],
     ) -> None:
         """``start`` None: only the end is checked (certificates, TCB Info, QE Identity)."""
-        self.earliest = min(self.earliest, end)
         if (start is None or start <= self.at) and self.at <= end:
             return
         if self.allow_expired:
@@ -315,14 +340,12 @@ class DcapVerifier:
 
         # B. PCK certificate chain (steps 7-9, 11).
         pck = self._pck_chain(q, pck_chain)
-        for item, start, end in pck.chain.windows:
-            run.window(item, start, end, _cert_expired)
+        run.windows(pck.chain.windows, _cert_expired)
 
         # C/D. Collateral (steps 10, 12-16).
         coll = collateral or self.source.dcap_collateral(tee=tee, fmspc=pck.ext.fmspc, ca=pck.ca)
         vc = self._verified_collateral(coll)
-        for item, start, end in vc.windows:
-            run.window(item, start, end, _collateral_expired)
+        run.windows(vc.windows, _collateral_expired)
 
         # 10/17. CRLs: the PCK CRL must be the one of the leaf's issuer; nothing revoked.
         if vc.pck_crl_issuer != pck.issuer:
@@ -545,17 +568,14 @@ class DcapVerifier:
                 f"qe_identity: id {ident.id!r}, but a {tee.upper()} quote needs {want!r}"
             )
         rep = q.qe.qe_report
+        # Byte-wise AND, as QVL compares the bytes as they appear in the report (little-endian).
         misc = rep.miscselect.to_bytes(4, "little")
-        if (
-            bytes(a & b for a, b in zip(misc, ident.miscselect_mask, strict=True))
-            != ident.miscselect
-        ):
+        if _and(misc, ident.miscselect_mask) != ident.miscselect:
             raise QeIdentityMismatch(
                 f"QE report miscselect {rep.miscselect:08x} & mask "
                 f"{ident.miscselect_mask.hex()} != {ident.miscselect.hex()}"
             )
-        attrs = bytes(a & b for a, b in zip(rep.attributes, ident.attributes_mask, strict=True))
-        if attrs != ident.attributes:
+        if _and(rep.attributes, ident.attributes_mask) != ident.attributes:
             raise QeIdentityMismatch(
                 f"QE report attributes {rep.attributes.hex()} & mask "
                 f"{ident.attributes_mask.hex()} != {ident.attributes.hex()}"
@@ -650,8 +670,8 @@ class DcapVerifier:
         hit = self._pck.get(data)
         if hit is not None:
             return hit
-        if embedded:
-            cert.pem_chain()  # structural check of the PEM text (names the offset)
+        if embedded and not data.rstrip(b"\x00\r\n\t ").endswith(_PEM_END):
+            cert.pem_chain()  # raises, naming the offset of what follows the last PEM block
         try:
             certs = self._load_pem(data, "PCK certificate chain", InvalidCertificateChain)
         except InvalidCertificateChain as exc:
@@ -695,7 +715,7 @@ class DcapVerifier:
                 "extension entries"
             )
         pck = _Pck(
-            chain=_Chain(certs, tuple(c.window("pck_chain") for c in (root, ca, leaf))),
+            chain=_Chain(certs, _Windows.of([c.window("pck_chain") for c in (root, ca, leaf)])),
             ext=ext,
             key=key,
             ca=ca_type,
@@ -810,7 +830,7 @@ class DcapVerifier:
             levels=tcb.sorted_levels(info),
             qe_identity=ident,
             crl_chain_ca_serial=ca.serial,
-            windows=tuple(windows),
+            windows=_Windows.of(windows),
         )
         self._remember(self._collateral, coll, vc)
         return vc
@@ -868,4 +888,9 @@ def _pem_blocks(data: bytes) -> list[bytes]:
 def _pem_body(block: bytes) -> bytes:
     """The DER inside one PEM certificate block (RFC 7468: base64, whitespace allowed)."""
     body = block[len(_PEM_BEGIN) : -len(_PEM_END)]
-    return binascii.a2b_base64(b"".join(body.split()), strict_mode=True)
+    return binascii.a2b_base64(body.translate(None, b" \t\r\n"), strict_mode=True)
+
+
+def _and(a: bytes, b: bytes) -> bytes:
+    """Byte-wise AND of two equal-length byte strings."""
+    return (int.from_bytes(a, "big") & int.from_bytes(b, "big")).to_bytes(len(a), "big")

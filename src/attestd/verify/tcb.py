@@ -9,6 +9,7 @@ computes statuses; :mod:`attestd.verify.dcap` turns the fatal ones into errors.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -93,9 +94,7 @@ def match_tcb_levels(
     when ``tee_tcb_svn[1] > 0``: the module is judged by its identity instead)."""
     sgx_level: TcbLevel | None = None
     for lv in levels:
-        if pck_pcesvn < lv.pcesvn or any(
-            p < req for p, req in zip(pck_components, lv.sgx_components, strict=True)
-        ):
+        if pck_pcesvn < lv.pcesvn or min(map(operator.sub, pck_components, lv.sgx_components)) < 0:
             continue
         if tee_tcb_svn is None:
             return TcbMatch(lv, None)
@@ -103,7 +102,7 @@ def match_tcb_levels(
             sgx_level = lv
         tdx = lv.tdx_components or (0,) * 16
         start = 2 if tee_tcb_svn[1] > 0 else 0
-        if all(tee_tcb_svn[i] >= tdx[i] for i in range(start, 16)):
+        if min(map(operator.sub, tee_tcb_svn[start:], tdx[start:])) >= 0:
             return TcbMatch(sgx_level, lv)
     return TcbMatch(sgx_level, None)
 
