@@ -11,25 +11,16 @@ cached: every validity window is checked again at each verification's time.
 
 from __future__ import annotations
 
-import binascii
 import hashlib
-import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestd.collateral.intel import (
     EnclaveIdentity,
     TcbInfo,
-    TcbLevel,
-    parse_enclave_identity,
-    parse_tcb_info,
 )
 from attestd.collateral.source import CaType, CollateralSource, DcapCollateral, Tee
 from attestd.errors import (
@@ -37,14 +28,10 @@ from attestd.errors import (
     CertificateExpired,
     CertificateRevoked,
     CollateralExpired,
-    CollateralMalformed,
     CollateralRevoked,
-    CollateralSignatureInvalid,
     CollateralUntrusted,
-    InvalidCertificateChain,
     InvalidQeReportSignature,
     InvalidQuoteSignature,
-    MalformedEvidence,
     QeIdentityMismatch,
     QeReportDataMismatch,
     TcbInfoMismatch,
@@ -52,31 +39,30 @@ from attestd.errors import (
     TcbRevoked,
     TdxModuleMismatch,
     UnsupportedEvidence,
-    UntrustedCertificateChain,
 )
-from attestd.evidence.quote import CERT_TYPE_PCK_CERT_CHAIN, BodyType, Quote, TdReport, parse_quote
+from attestd.evidence.quote import BodyType, Quote, TdReport, parse_quote
 from attestd.pki.certs import (
-    X509_LOAD_ERRORS,
     TrustAnchors,
-    crl_der,
     default_trust_anchors,
     ecdsa_p256_verify_raw,
     p256_public_key,
-    spki_der,
-    strict_x509,
 )
-from attestd.pki.der import CertFields, CrlFields, common_name
-from attestd.pki.sgx_extension import SGX_EXTENSION_OID, PckExtension, parse_pck_extension
+from attestd.pki.der import common_name
+from attestd.pki.sgx_extension import PckExtension
 from attestd.verify import tcb
+from attestd.verify.trust import (
+    PckChain,
+    TrustCache,
+    VerifiedCollateral,
+    Windows,
+    remember,
+    revoked,
+)
 
 __all__ = ["INTEL_QE_VENDOR_ID", "DcapResult", "DcapVerifier", "TcbEvaluation"]
 
 INTEL_QE_VENDOR_ID = bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")
-_SGX_EXT = x509.ObjectIdentifier(SGX_EXTENSION_OID)
-_CACHE_LIMIT = 4096
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
-_FAR_PAST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,108 +97,6 @@ class DcapResult:
     collateral: DcapCollateral
 
 
-class _Cert:
-    """A certificate with what verification reads from it, extracted once from its DER: raw
-    names (compared byte for byte, as QVL does), common name, serial, notAfter, TBS bytes and
-    signature, and the P-256 key (built on first use)."""
-
-    __slots__ = ("_key", "cert", "cn", "f")
-
-    def __init__(self, der: bytes) -> None:
-        self.cert = x509.load_der_x509_certificate(der)  # full validation by cryptography
-        self.f = CertFields(der)
-        # RFC 5280 §4.1.2.2: positive. cryptography only warns (when warnings are errors, the
-        # warning itself is caught as a load error by the caller).
-        if self.f.serial <= 0:
-            raise ValueError(f"serial number {self.f.serial} is not positive")
-        self.cn = common_name(self.f.subject)
-        self._key: ec.EllipticCurvePublicKey | bool | None = False
-
-    @property
-    def issuer(self) -> bytes:
-        return self.f.issuer
-
-    @property
-    def subject(self) -> bytes:
-        return self.f.subject
-
-    @property
-    def serial(self) -> int:
-        return self.f.serial
-
-    @property
-    def key(self) -> ec.EllipticCurvePublicKey | None:
-        """The P-256 public key, or None if the certificate has another or an invalid key."""
-        if self._key is False:
-            point = self.f.p256_point
-            try:
-                self._key = (
-                    None
-                    if point is None
-                    else ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
-                )
-            except ValueError:
-                self._key = None
-        assert not isinstance(self._key, bool)
-        return self._key
-
-    def use_key(self, key: ec.EllipticCurvePublicKey) -> None:
-        """Use an already built key object for this certificate's key (same SPKI)."""
-        if self._key is False:
-            self._key = key
-
-    def window(self, prefix: str) -> tuple[str, datetime | None, datetime]:
-        """Step 11: QVL checks only notAfter of certificates."""
-        return (f"{prefix}:{self.cn}", None, self.f.not_after)
-
-
-_Window = tuple[str, datetime | None, datetime]
-
-
-@dataclass(frozen=True, slots=True)
-class _Windows:
-    """Validity windows of cached material, with their intersection precomputed."""
-
-    items: tuple[_Window, ...]
-    max_start: datetime
-    min_end: datetime
-
-    @classmethod
-    def of(cls, items: Sequence[_Window]) -> _Windows:
-        starts = [s for _, s, _ in items if s is not None]
-        return cls(tuple(items), max(starts, default=_FAR_PAST), min(e for _, _, e in items))
-
-
-@dataclass(slots=True)
-class _Chain:
-    certs: tuple[_Cert, ...]
-    windows: _Windows
-
-
-@dataclass(slots=True)
-class _Pck:
-    chain: _Chain
-    ext: PckExtension
-    key: ec.EllipticCurvePublicKey
-    ca: CaType
-    issuer: bytes
-    leaf_serial: int
-    ca_serial: int
-    leaf_der: bytes
-
-
-@dataclass(slots=True)
-class _Collateral:
-    root_crl: x509.CertificateRevocationList
-    pck_crl_issuer: bytes
-    pck_crl: x509.CertificateRevocationList
-    tcb_info: TcbInfo
-    levels: tuple[TcbLevel, ...]
-    qe_identity: EnclaveIdentity
-    crl_chain_ca_serial: int
-    windows: _Windows
-
-
 @dataclass
 class _Run:
     """Per-verification state: the time and what was found expired."""
@@ -222,7 +106,7 @@ class _Run:
     expired: list[str] = field(default_factory=list)
     earliest: datetime = _FAR_FUTURE
 
-    def windows(self, windows: _Windows, error: Callable[[str, str], AttestdError]) -> None:
+    def windows(self, windows: Windows, error: Callable[[str, str], AttestdError]) -> None:
         """Check every window at the verification time (one comparison when all are valid)."""
         self.earliest = min(self.earliest, windows.min_end)
         if windows.max_start <= self.at <= windows.min_end:
@@ -259,11 +143,6 @@ def _collateral_expired(item: str, message: str) -> AttestdError:
     return CollateralExpired(item, message)
 
 
-def _revoked(crl: x509.CertificateRevocationList, serial: int) -> bool:
-    """Step 10: matching is by serial number only."""
-    return crl.get_revoked_certificate_by_serial_number(serial) is not None
-
-
 class DcapVerifier:
     """Verifies SGX and TDX quotes (dcap.md §1).
 
@@ -286,27 +165,15 @@ class DcapVerifier:
         self.source = collateral
         self.anchors = trust_anchors or default_trust_anchors()
         self.allow_expired_collateral = allow_expired_collateral
-        self._anchor_keys = self.anchors.public_keys
-        self._anchor_certs = self.anchors.anchor_keys
-        self._signed: set[tuple[bytes, bytes]] = set()
-        self._pem: dict[bytes, tuple[_Cert, ...]] = {}
-        self._certs: dict[bytes, _Cert] = {}
-        self._pck: dict[bytes, _Pck] = {}
-        self._collateral: dict[DcapCollateral, _Collateral] = {}
+        self.trust = TrustCache(self.anchors)
         self._qe_sig: set[tuple[bytes, bytes, bytes]] = set()
         self._att_keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
 
     def clear_caches(self) -> None:
-        for c in (
-            self._signed,
-            self._pem,
-            self._certs,
-            self._pck,
-            self._collateral,
-            self._qe_sig,
-            self._att_keys,
-        ):
-            c.clear()
+        """Forget everything verified so far (the next verification is cold)."""
+        self.trust.clear()
+        self._qe_sig.clear()
+        self._att_keys.clear()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -339,12 +206,12 @@ class DcapVerifier:
             )
 
         # B. PCK certificate chain (steps 7-9, 11).
-        pck = self._pck_chain(q, pck_chain)
+        pck = self.trust.pck_chain(q, pck_chain)
         run.windows(pck.chain.windows, _cert_expired)
 
         # C/D. Collateral (steps 10, 12-16).
         coll = collateral or self.source.dcap_collateral(tee=tee, fmspc=pck.ext.fmspc, ca=pck.ca)
-        vc = self._verified_collateral(coll)
+        vc = self.trust.collateral(coll)
         run.windows(vc.windows, _collateral_expired)
 
         # 10/17. CRLs: the PCK CRL must be the one of the leaf's issuer; nothing revoked.
@@ -354,17 +221,17 @@ class DcapVerifier:
                 f"certificate by {common_name(pck.issuer)!r} (wrong CA type: need the "
                 f"{pck.ca} CA CRL)"
             )
-        if _revoked(vc.root_crl, pck.ca_serial):
+        if revoked(vc.root_crl, pck.ca_serial):
             raise CertificateRevoked(
                 f"PCK chain: {pck.chain.certs[1].cn} (serial {pck.ca_serial:x}) is revoked by "
                 "the Root CA CRL"
             )
-        if _revoked(vc.pck_crl, pck.leaf_serial):
+        if revoked(vc.pck_crl, pck.leaf_serial):
             raise CertificateRevoked(
                 f"PCK chain: the PCK certificate (serial {pck.leaf_serial:x}) is revoked by the "
                 f"{pck.ca} CA CRL"
             )
-        if _revoked(vc.root_crl, vc.crl_chain_ca_serial):
+        if revoked(vc.root_crl, vc.crl_chain_ca_serial):
             raise CollateralRevoked(
                 "pck_crl_issuer_chain: the PCK CA that signed the PCK CRL is revoked by the Root "
                 "CA CRL"
@@ -403,7 +270,7 @@ class DcapVerifier:
                     "QE report signature (quote auth data) does not verify with the PCK "
                     "certificate's key"
                 )
-            self._remember(self._qe_sig, sig_key)
+            remember(self._qe_sig, sig_key)
 
         # 22. QE_report.report_data[0:32] == SHA256(attestation_key || qe_auth_data).
         binding = hashlib.sha256(q.attestation_key + qe.qe_auth_data).digest()
@@ -425,7 +292,7 @@ class DcapVerifier:
                 raise UnsupportedEvidence(
                     "quote attestation_key (auth data offset 64) is not a P-256 point"
                 ) from exc
-            self._remember(self._att_keys, q.attestation_key, key)
+            remember(self._att_keys, q.attestation_key, key)
         if not ecdsa_p256_verify_raw(key, q.signature, q.signed_data):
             raise InvalidQuoteSignature(
                 "quote signature does not verify with the attestation key over header || body"
@@ -440,9 +307,9 @@ class DcapVerifier:
         self,
         q: Quote,
         td: TdReport | None,
-        pck: _Pck,
+        pck: PckChain,
         coll: DcapCollateral,
-        vc: _Collateral,
+        vc: VerifiedCollateral,
         run: _Run,
         tee: Tee,
         qe_status: str,
@@ -595,300 +462,6 @@ class DcapVerifier:
         return lv.status, lv.tcb_date
 
     # -- cached, time-independent verification of chains and collateral -----------------------
-
-    def _remember(self, cache: Any, key: Any, value: Any = None) -> None:
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        if isinstance(cache, set):
-            cache.add(key)
-        else:
-            cache[key] = value
-
-    def _load_pem(self, data: bytes, what: str, error: type[AttestdError]) -> tuple[_Cert, ...]:
-        got = self._pem.get(data)
-        if got is None:
-            certs = []
-            try:
-                for block in _pem_blocks(data):
-                    cert = self._certs.get(block)
-                    if cert is None:
-                        cert = _Cert(_pem_body(block))
-                        self._remember(self._certs, block, cert)
-                    certs.append(cert)
-            except X509_LOAD_ERRORS as exc:
-                raise error(f"{what}: malformed certificate ({exc})") from exc
-            if not certs:
-                raise error(f"{what}: no PEM certificate")
-            got = _leaf_first(certs)
-            self._remember(self._pem, data, got)
-        return got
-
-    def _signed_by(self, child: _Cert, issuer: _Cert) -> bool:
-        """Issuer name matches (raw DER) and the signature verifies with the issuer's key."""
-        if child.issuer != issuer.subject:
-            return False
-        c = child.f
-        issuer_key = issuer.key
-        if issuer_key is None or not c.ecdsa_sha256:
-            return False
-        key = (c.tbs + c.signature, issuer.f.tbs)
-        if key in self._signed:
-            return True
-        try:
-            issuer_key.verify(c.signature, c.tbs, _ECDSA_SHA256)
-        except InvalidSignature:
-            return False
-        self._remember(self._signed, key)
-        return True
-
-    def _anchored_root(self, root: _Cert, what: str, untrusted: type[AttestdError]) -> None:
-        """Steps 8-9: the root is self-signed and has the public key of a trust anchor."""
-        anchor_key = self._anchor_certs.get(root.f.tbs + root.f.signature)
-        if anchor_key is not None:
-            root.use_key(anchor_key)  # the anchor itself: its key object is already built
-            return
-        if not self._signed_by(root, root):
-            raise untrusted(f"{what}: root {root.cn!r} is not a valid self-signed certificate")
-        if root.key is None or spki_der(root.key) not in self._anchor_keys:
-            raise untrusted(
-                f"{what}: root {root.cert.subject.rfc4514_string()} is not a trust anchor "
-                f"(trusted: {self.anchors.describe()})"
-            )
-
-    def _pck_chain(self, q: Quote, override: bytes | None) -> _Pck:
-        cert = q.qe.certification
-        embedded = override is None and cert.cert_type == CERT_TYPE_PCK_CERT_CHAIN
-        if override is not None:
-            data = override
-        elif embedded:
-            data = cert.data
-        else:
-            raise UnsupportedEvidence(
-                f"certification data type {cert.cert_type} carries no PCK certificate chain; "
-                "supply it (pck_chain)"
-            )
-        hit = self._pck.get(data)
-        if hit is not None:
-            return hit
-        if embedded and not data.rstrip(b"\x00\r\n\t ").endswith(_PEM_END):
-            cert.pem_chain()  # raises, naming the offset of what follows the last PEM block
-        try:
-            certs = self._load_pem(data, "PCK certificate chain", InvalidCertificateChain)
-        except InvalidCertificateChain as exc:
-            raise MalformedEvidence(
-                "CertificationData", "pck_cert_chain", cert.offset, exc.message
-            ) from exc
-        # Step 7: exactly leaf, intermediate CA, root, with Intel's CN shapes.
-        if len(certs) != 3:
-            raise InvalidCertificateChain(f"PCK chain has {len(certs)} certificates, expected 3")
-        leaf, ca, root = certs
-        if "SGX Root CA" not in root.cn:
-            raise InvalidCertificateChain(f"PCK chain root CN {root.cn!r} lacks 'SGX Root CA'")
-        if "CA" not in ca.cn:
-            raise InvalidCertificateChain(f"PCK chain intermediate CN {ca.cn!r} lacks 'CA'")
-        if "SGX PCK Certificate" not in leaf.cn:
-            raise InvalidCertificateChain(f"PCK leaf CN {leaf.cn!r} lacks 'SGX PCK Certificate'")
-        # Steps 8-9.
-        self._anchored_root(root, "PCK chain", UntrustedCertificateChain)
-        if not self._signed_by(ca, root):
-            raise InvalidCertificateChain(f"PCK chain: {ca.cn!r} is not signed by the root")
-        if not self._signed_by(leaf, ca):
-            raise InvalidCertificateChain(
-                f"PCK chain: the PCK certificate is not signed by {ca.cn!r}"
-            )
-        try:
-            ext_value = leaf.cert.extensions.get_extension_for_oid(_SGX_EXT).value
-        except x509.ExtensionNotFound as exc:
-            raise InvalidCertificateChain("PCK certificate lacks the SGX extension") from exc
-        except ValueError as exc:
-            raise InvalidCertificateChain(f"PCK certificate extensions: {exc}") from exc
-        if not isinstance(ext_value, x509.UnrecognizedExtension):
-            raise InvalidCertificateChain("PCK certificate SGX extension is not opaque DER")
-        ext = parse_pck_extension(ext_value.value)
-        key = leaf.key
-        if key is None:
-            raise InvalidCertificateChain("PCK certificate key is not a valid P-256 key")
-        ca_type: CaType = "platform" if "Platform" in ca.cn else "processor"
-        if (ext.platform_instance_id is not None) != (ca_type == "platform"):
-            raise InvalidCertificateChain(
-                f"PCK certificate from {ca.cn!r} has {7 if ext.platform_instance_id else 5} SGX "
-                "extension entries"
-            )
-        pck = _Pck(
-            chain=_Chain(certs, _Windows.of([c.window("pck_chain") for c in (root, ca, leaf)])),
-            ext=ext,
-            key=key,
-            ca=ca_type,
-            issuer=leaf.issuer,
-            leaf_serial=leaf.serial,
-            ca_serial=ca.serial,
-            leaf_der=leaf.f.tbs,
-        )
-        self._remember(self._pck, data, pck)
-        return pck
-
-    def _crl(
-        self, data: bytes, issuer: _Cert, item: str
-    ) -> tuple[x509.CertificateRevocationList, bytes, datetime, datetime]:
-        """Step 10: a CRL issued and signed by ``issuer``, with CRL number and AKI extensions."""
-        try:
-            with strict_x509():
-                der = crl_der(data)
-                crl = x509.load_der_x509_crl(der)
-                f = CrlFields(der)
-        except X509_LOAD_ERRORS as exc:
-            raise CollateralMalformed(f"{item}: not a CRL in PEM, DER or hex-DER ({exc})") from exc
-        if f.issuer != issuer.subject:
-            raise CollateralUntrusted(
-                f"{item}: issuer {common_name(f.issuer)!r} is not {issuer.cn!r}"
-            )
-        if not f.has_crl_number:
-            raise CollateralMalformed(f"{item}: lacks the CRL number extension")
-        if not f.has_aki:
-            raise CollateralMalformed(f"{item}: lacks the authority key identifier extension")
-        key = issuer.key
-        if key is None or not f.ecdsa_sha256:
-            raise CollateralSignatureInvalid(f"{item}: not signed with ECDSA P-256 SHA-256")
-        try:
-            key.verify(f.signature, f.tbs, _ECDSA_SHA256)
-        except InvalidSignature as exc:
-            raise CollateralSignatureInvalid(
-                f"{item}: signature does not verify with {issuer.cn!r}"
-            ) from exc
-        if f.next_update is None:
-            raise CollateralMalformed(f"{item}: no nextUpdate")
-        return crl, f.issuer, f.this_update, f.next_update
-
-    def _signing_chain(
-        self, data: bytes, item: str, root_crl: x509.CertificateRevocationList
-    ) -> tuple[_Cert, list[tuple[str, datetime | None, datetime]]]:
-        """Step 13: exactly 'Intel SGX TCB Signing' and the root; not revoked by the Root CRL."""
-        certs = self._load_pem(data, item, CollateralMalformed)
-        if len(certs) != 2:
-            raise CollateralMalformed(f"{item}: {len(certs)} certificates, expected 2")
-        signing, root = certs
-        if "SGX TCB Signing" not in signing.cn:
-            raise CollateralMalformed(f"{item}: CN {signing.cn!r} lacks 'SGX TCB Signing'")
-        self._anchored_root(root, item, CollateralUntrusted)
-        if not self._signed_by(signing, root):
-            raise CollateralSignatureInvalid(f"{item}: {signing.cn!r} is not signed by the root")
-        if _revoked(root_crl, signing.serial):
-            raise CollateralRevoked(f"{item}: {signing.cn!r} is revoked by the Root CA CRL")
-        return signing, [signing.window(item), root.window(item)]
-
-    def _verified_collateral(self, coll: DcapCollateral) -> _Collateral:
-        hit = self._collateral.get(coll)
-        if hit is not None:
-            return hit
-        windows: list[tuple[str, datetime | None, datetime]] = []
-        # Step 10: PCK CRL issuer chain (intermediate CA, root) and the two CRLs.
-        chain = self._load_pem(
-            coll.pck_crl_issuer_chain, "pck_crl_issuer_chain", CollateralMalformed
-        )
-        if len(chain) != 2:
-            raise CollateralMalformed(
-                f"pck_crl_issuer_chain: {len(chain)} certificates, expected 2"
-            )
-        ca, root = chain
-        self._anchored_root(root, "pck_crl_issuer_chain", CollateralUntrusted)
-        if not self._signed_by(ca, root):
-            raise CollateralSignatureInvalid(
-                f"pck_crl_issuer_chain: {ca.cn!r} is not signed by the root"
-            )
-        windows += [ca.window("pck_crl_issuer_chain"), root.window("pck_crl_issuer_chain")]
-        root_crl, _, start, end = self._crl(coll.root_ca_crl, root, "root_ca_crl")
-        windows.append(("root_ca_crl", start, end))
-        pck_crl, pck_crl_issuer, start, end = self._crl(coll.pck_crl, ca, "pck_crl")
-        windows.append(("pck_crl", start, end))
-        # Steps 12-15: TCB Info, signed over its exact bytes by the TCB Signing key.
-        info = parse_tcb_info(coll.tcb_info)
-        signing, w = self._signing_chain(
-            coll.tcb_info_issuer_chain, "tcb_info_issuer_chain", root_crl
-        )
-        windows += w
-        if not _verify_json(signing, info.signature, info.signed_bytes):
-            raise CollateralSignatureInvalid(
-                "tcb_info: signature does not verify over the tcbInfo bytes as received"
-            )
-        windows.append(("tcb_info", None, info.next_update))  # step 15: nextUpdate only
-        # Step 16: QE Identity, likewise.
-        ident = parse_enclave_identity(coll.qe_identity)
-        signing, w = self._signing_chain(
-            coll.qe_identity_issuer_chain, "qe_identity_issuer_chain", root_crl
-        )
-        windows += w
-        if not _verify_json(signing, ident.signature, ident.signed_bytes):
-            raise CollateralSignatureInvalid(
-                "qe_identity: signature does not verify over the enclaveIdentity bytes as received"
-            )
-        windows.append(("qe_identity", None, ident.next_update))
-        vc = _Collateral(
-            root_crl=root_crl,
-            pck_crl_issuer=pck_crl_issuer,
-            pck_crl=pck_crl,
-            tcb_info=info,
-            levels=tcb.sorted_levels(info),
-            qe_identity=ident,
-            crl_chain_ca_serial=ca.serial,
-            windows=_Windows.of(windows),
-        )
-        self._remember(self._collateral, coll, vc)
-        return vc
-
-
-def _verify_json(signer: _Cert, signature: bytes, data: bytes) -> bool:
-    return signer.key is not None and ecdsa_p256_verify_raw(signer.key, signature, data)
-
-
-def _p256_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
-    """The certificate's P-256 public key, or None if it has another or an invalid one."""
-    try:
-        key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        return None
-    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
-        return key
-    return None
-
-
-def _leaf_first(certs: Sequence[_Cert]) -> tuple[_Cert, ...]:
-    """Order a chain leaf first (Intel sends it so; some tools write the root first). A chain
-    that is not a single path is returned as given and fails the checks that follow."""
-    if all(a.issuer == b.subject for a, b in itertools.pairwise(certs)):
-        return tuple(certs)  # already leaf first: the common case
-    roots = [c for c in certs if c.issuer == c.subject]
-    if len(roots) != 1:
-        return tuple(certs)
-    ordered = [roots[0]]
-    rest = [c for c in certs if c is not roots[0]]
-    while rest:
-        nxt = [c for c in rest if c.issuer == ordered[-1].subject]
-        if len(nxt) != 1:
-            return tuple(certs)
-        ordered.append(nxt[0])
-        rest.remove(nxt[0])
-    return tuple(reversed(ordered))
-
-
-_PEM_BEGIN, _PEM_END = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
-
-
-def _pem_blocks(data: bytes) -> list[bytes]:
-    """The PEM certificate blocks of ``data``, each as its exact text."""
-    out, pos = [], 0
-    while (i := data.find(_PEM_BEGIN, pos)) >= 0:
-        j = data.find(_PEM_END, i)
-        if j < 0:
-            break
-        pos = j + len(_PEM_END)
-        out.append(data[i:pos])
-    return out
-
-
-def _pem_body(block: bytes) -> bytes:
-    """The DER inside one PEM certificate block (RFC 7468: base64, whitespace allowed)."""
-    body = block[len(_PEM_BEGIN) : -len(_PEM_END)]
-    return binascii.a2b_base64(body.translate(None, b" \t\r\n"), strict_mode=True)
 
 
 def _and(a: bytes, b: bytes) -> bytes:
