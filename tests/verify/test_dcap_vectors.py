@@ -7,7 +7,7 @@ of the matched level as recorded by dcap-qvl / the reference verifier / the TCB 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +197,23 @@ def test_open_enclave_report_carries_the_same_quote() -> None:
         if oe.exists():
             report = parse_openenclave_report(oe.read_bytes())
             assert report.quote.raw == (folder / "quote.bin").read_bytes()
+
+
+def test_warm_caches_still_check_every_window() -> None:
+    """A cached verification is not a pass: the same quote and collateral, verified again
+    after the collateral expired, fails; the cache serves only what is time-independent."""
+    folder = DCAP / "phala-dcap-qvl/sgx_v3"
+    meta = _meta(folder)
+    verifier = DcapVerifier(collateral=BundleDirectory(folder))
+    quote = (folder / "quote.bin").read_bytes()
+    verifier.verify(quote, at=_at(meta))
+    verifier.verify(quote, at=_at(meta))  # warm
+    end = datetime.fromisoformat(meta["common_window"][1].replace("Z", "+00:00"))
+    assert verifier.verify(quote, at=end).earliest_expiration == end
+    with pytest.raises(CollateralExpired) as err:
+        verifier.verify(quote, at=end + timedelta(seconds=1))
+    assert err.value.item == "qe_identity"  # the first item of the window to expire
+    tampered = bytearray(quote)
+    tampered[100] ^= 1
+    with pytest.raises(AttestdError):
+        verifier.verify(bytes(tampered), at=_at(meta))
