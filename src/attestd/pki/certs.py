@@ -173,13 +173,13 @@ class TrustAnchors:
 
     @functools.cached_property
     def anchor_keys(self) -> dict[bytes, ec.EllipticCurvePublicKey]:
-        """TBS || signature of each EC anchor -> its public key. A chain root identical to an
-        anchor needs no self-signature check (the anchor is trusted by configuration)."""
+        """DER of each EC anchor -> its public key. A chain root byte-identical to an anchor
+        needs no self-signature check (the anchor is trusted by configuration)."""
         out = {}
         for c in self.certificates:
             key = c.public_key()
             if isinstance(key, ec.EllipticCurvePublicKey):
-                out[c.tbs_certificate_bytes + c.signature] = key
+                out[c.public_bytes(serialization.Encoding.DER)] = key
         return out
 
     def describe(self) -> str:

@@ -74,9 +74,10 @@ class Cert:
     names (compared byte for byte, as QVL does), common name, serial, notAfter, TBS bytes and
     signature, and the P-256 key (built on first use)."""
 
-    __slots__ = ("_key", "cert", "cn", "f")
+    __slots__ = ("_key", "cert", "cn", "der", "f")
 
     def __init__(self, der: bytes) -> None:
+        self.der = der
         self.cert = x509.load_der_x509_certificate(der)  # full validation by cryptography
         self.f = CertFields(der)
         # RFC 5280 §4.1.2.2: positive. cryptography only warns (when warnings are errors, the
@@ -243,7 +244,7 @@ class TrustCache:
 
     def _anchored_root(self, root: Cert, what: str, untrusted: type[AttestdError]) -> None:
         """Steps 8-9: the root is self-signed and has the public key of a trust anchor."""
-        anchor_key = self._anchor_certs.get(root.f.tbs + root.f.signature)
+        anchor_key = self._anchor_certs.get(root.der)
         if anchor_key is not None:
             root.use_key(anchor_key)  # the anchor itself: its key object is already built
             return
