@@ -30,7 +30,14 @@ Our exception hierarchy::
     │   ├── CollateralRevoked              collateral signing certificate is revoked
     │   ├── CollateralExpired              collateral (CRL, TCB Info, QE Identity, chain) outside its window
     │   └── CollateralUnavailable          no collateral for this platform (missing file, 404, network)
+    ├── PolicyError                        an attestation policy is at fault (client error)
+    │   ├── PolicyParsingError             text does not parse (line, column, caret excerpt)
+    │   ├── PolicySemanticError            parses, but is wrong (unknown function, arity, types)
+    │   ├── PolicyDocumentError            the policy JWS is malformed
+    │   └── PolicySignatureInvalid         the policy JWS is not signed by a trusted signer
     └── ConfigurationError                 bad options or trust anchors
+
+Policy evaluation never raises for an unauthorized result: that is a result, not an error.
 """
 
 from __future__ import annotations
@@ -52,6 +59,11 @@ __all__ = [
     "InvalidQeReportSignature",
     "InvalidQuoteSignature",
     "MalformedEvidence",
+    "PolicyDocumentError",
+    "PolicyError",
+    "PolicyParsingError",
+    "PolicySemanticError",
+    "PolicySignatureInvalid",
     "QeIdentityMismatch",
     "QeReportDataMismatch",
     "TcbInfoMismatch",
@@ -191,6 +203,43 @@ class CollateralExpired(CollateralError):
 
 class CollateralUnavailable(CollateralError):
     code = "CollateralUnavailable"
+
+
+class PolicyError(AttestdError):
+    code = "PolicyError"
+
+
+class PolicyParsingError(PolicyError):
+    """A policy that does not parse. ``line`` and ``column`` are 1-based; ``excerpt`` is the
+    offending source line with a caret under the column."""
+
+    code = "PolicyParsingError"
+
+    def __init__(self, message: str, *, line: int, column: int, source: str = "") -> None:
+        self.line = line
+        self.column = column
+        lines = source.splitlines() or [""]
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        self.excerpt = f"{text}\n{' ' * (column - 1)}^" if source else ""
+        super().__init__(f"line {line}, column {column}: {message}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "line": str(self.line), "column": str(self.column)}
+
+
+class PolicySemanticError(PolicyParsingError):
+    """Parses, but cannot run: unknown function, wrong arity, type mismatch, an action in the
+    wrong section. Caught when the policy is compiled, never at evaluation."""
+
+    code = "PolicySemanticError"
+
+
+class PolicyDocumentError(PolicyError):
+    code = "InvalidPolicyDocument"
+
+
+class PolicySignatureInvalid(PolicyError):
+    code = "PolicySignatureInvalid"
 
 
 class ConfigurationError(AttestdError):
