@@ -2,9 +2,13 @@
 
 ``attestd verify {sgx,openenclave,tdx} EVIDENCE --collateral DIR|URL [--trust-anchor PEM]
 [--pck-chain PEM] [--at ISO8601|UNIX] [--allow-expired-collateral] [--json]``
+    Exit status: 0 when the evidence verified, 1 when it was rejected (or could not be judged:
+    fail closed), 2 on usage errors.
 
-Exit status: 0 when the evidence verified, 1 when it was rejected (or could not be judged: fail
-closed), 2 on usage errors.
+``attestd policy check FILE`` / ``attestd policy hash FILE`` /
+``attestd policy eval FILE --claims CLAIMS.json [--json]``
+    FILE holds policy text or a policy JWS. Exit status: 0 when the policy compiles (check) or
+    authorizes (eval), 1 when it does not authorize, 2 on a policy or usage error.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from attestd.claims.dcap import dcap_claims
 from attestd.collateral.source import BUNDLE_FILES, BundleDirectory, BundleStore, CollateralSource
-from attestd.errors import AttestdError, ConfigurationError
+from attestd.errors import AttestdError, ConfigurationError, PolicyError, PolicyParsingError
 from attestd.evidence.openenclave import parse_openenclave_report
 from attestd.evidence.quote import TeeType, parse_quote
 from attestd.pki.certs import TrustAnchors
@@ -164,6 +168,93 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return code
 
 
+def read_policy(path: str) -> str:
+    """Policy text from a file holding the text itself or a policy JWS (MAA's upload form)."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read policy file {path}: {exc}") from exc
+    stripped = raw.strip()
+    if re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", stripped):
+        from attestd.policy.document import parse_policy_document
+
+        return parse_policy_document(stripped).policy_text
+    return raw
+
+
+def _policy_error(exc: AttestdError) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if isinstance(exc, PolicyParsingError):
+        out.update(line=exc.line, column=exc.column)
+    return out
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from attestd.policy import claims_from_json, compile_policy, evaluate
+
+    try:
+        text = read_policy(args.file)
+        compiled = compile_policy(text)
+    except PolicyError as exc:
+        if getattr(args, "json", False):
+            report = {
+                "authorized": False,
+                "issued": {},
+                "properties": {},
+                "trace": [],
+                "error": _policy_error(exc),
+            }
+            print(json.dumps(report, indent=2))
+        else:
+            excerpt = getattr(exc, "excerpt", "")
+            print(f"{args.file}: {exc.code}: {exc.message}", file=sys.stderr)
+            if excerpt:
+                print(excerpt, file=sys.stderr)
+        return EXIT_USAGE
+    if args.policy_command == "check":
+        rules = len(compiled.rules)
+        print(f"{args.file}: OK (version {compiled.version}, {rules} rule{'s' * (rules != 1)})")
+        return EXIT_OK
+    if args.policy_command == "hash":
+        from attestd.policy.document import policy_hash
+
+        print(policy_hash(text))
+        return EXIT_OK
+    try:
+        data = json.loads(Path(args.claims).read_text(encoding="utf-8"))
+        claims = claims_from_json(data)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"--claims {args.claims}: {exc}") from exc
+    result = evaluate(compiled, claims)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "authorized": result.authorized,
+                    "issued": result.issued,
+                    "properties": result.properties,
+                    "trace": result.trace,
+                    "reason": result.reason,
+                    "error": None,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print("AUTHORIZED" if result.authorized else f"NOT AUTHORIZED: {result.reason}")
+        for line in result.trace:
+            print(f"  {line}")
+        if result.issued:
+            print("issued claims:")
+            for k, v in result.issued.items():
+                print(f"  {k}: {json.dumps(v)}")
+        if result.properties:
+            print("properties:")
+            for k, v in result.properties.items():
+                print(f"  {k}: {json.dumps(v)}")
+    return EXIT_OK if result.authorized else EXIT_REJECTED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attestd", description="Open attestation service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=cmd_verify)
+
+    pol = sub.add_parser("policy", help="check, hash and evaluate attestation policies offline")
+    psub = pol.add_subparsers(dest="policy_command", required=True)
+    for name, what in (
+        ("check", "compile a policy; errors name line:column"),
+        ("hash", "print the policy's x-ms-policy-hash"),
+        ("eval", "evaluate a policy over claims and explain the outcome"),
+    ):
+        sp = psub.add_parser(name, help=what)
+        sp.add_argument("file", help="policy text or policy JWS")
+        if name == "eval":
+            sp.add_argument("--claims", required=True, help="claims JSON (object or list)")
+            sp.add_argument("--json", action="store_true", help="print one JSON object")
+        sp.set_defaults(func=cmd_policy)
     return parser
 
 

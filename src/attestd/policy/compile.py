@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from attestd.policy.ast import Condition, Const, Policy, Rule, Section
+from attestd.policy.ast import Condition, Const, Policy, Predicate, Rule, Section
 from attestd.policy.check import check_policy
 from attestd.policy.parser import format_rule, parse_policy
 
@@ -19,6 +19,9 @@ class CompiledRule:
     text: str  # canonical text of the rule, for the trace
     type_keys: tuple[str | None, ...]  # per condition: the claim type it selects on, if literal
     condition_texts: tuple[str, ...]
+    # per condition: the property conditions left once candidates are selected by type_keys
+    residual: tuple[tuple[Predicate, ...], ...]
+    prefix: str  # "line N: <rule text>" for the trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,16 @@ def _type_key(cond: Condition) -> str | None:
     return None
 
 
+def _residual(cond: Condition, key: str | None) -> tuple[Predicate, ...]:
+    out = list(cond.predicates)
+    for i, p in enumerate(out):
+        if key is not None and p.prop == "type" and p.op == "==" and isinstance(p.expr, Const):
+            if p.expr.value == key:
+                del out[i]
+                break
+    return tuple(out)
+
+
 def _condition_text(rule_text: str, rule: Rule, k: int) -> str:
     """The text of condition ``k`` as printed in the canonical rule text."""
     head = rule_text.split(" => ", 1)[0] if rule.conditions else ""
@@ -86,13 +99,16 @@ def compile_policy(text: str) -> CompiledPolicy:
         for rule in section_rules:
             rt = format_rule(rule)
             rule = _modern(rule)
+            keys = tuple(_type_key(c) for c in rule.conditions)
             rules.append(
                 CompiledRule(
                     section,
                     rule,
                     rt,
-                    tuple(_type_key(c) for c in rule.conditions),
+                    keys,
                     tuple(_condition_text(rt, rule, k) for k in range(len(rule.conditions))),
+                    tuple(_residual(c, k) for c, k in zip(rule.conditions, keys, strict=True)),
+                    f"line {rule.span.line}: {rt}",
                 )
             )
     return CompiledPolicy(text, ast, tuple(rules))

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from attestd.policy.ast import Call, Condition, Const, Expr, Permit, Ref, Rule
+from attestd.policy.ast import Call, Const, Expr, Permit, Predicate, Ref, Rule
 from attestd.policy.builtins import FUNCTIONS, PolicyRuntimeError, Scalar, Value
 from attestd.policy.compile import CompiledPolicy, CompiledRule
 
@@ -77,11 +77,16 @@ class Evaluation:
 
 
 def _show(v: Value) -> str:
+    """A value as the trace shows it (JSON-like, long strings shortened)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
     if isinstance(v, tuple):
         return "{" + ", ".join(_show(x) for x in v) + "}"
-    if isinstance(v, str):
-        return json.dumps(v if len(v) <= 80 else v[:77] + "...")
-    return json.dumps(v)
+    if len(v) > 80:
+        v = v[:77] + "..."
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _same(a: Scalar, b: Scalar) -> bool:
@@ -125,10 +130,7 @@ class _Run:
                     c.type in READ_ONLY_CLAIMS for c in bound.matches
                 )
             c = bound.claim
-            v: Value = {"type": c.type, "issuer": c.issuer, "valueType": c.vtype}.get(
-                e.prop, c.value
-            )
-            return v, c.type in READ_ONLY_CLAIMS
+            return _prop(c, e.prop), c.type in READ_ONLY_CLAIMS
         return self.call(e, env)
 
     def call(self, e: Call, env: dict[str, _Env]) -> tuple[Value, bool]:
@@ -142,22 +144,19 @@ class _Run:
 
     # -- conditions ---------------------------------------------------------------------------
 
-    def matches(self, cond: Condition, env: dict[str, _Env], type_key: str | None) -> list[Claim]:
-        pool = self.by_type.get(type_key, []) if type_key is not None else self.claims
+    def matches(
+        self, preds: tuple[Predicate, ...], env: dict[str, _Env], type_key: str | None
+    ) -> list[Claim]:
+        pool = self.by_type.get(type_key, ()) if type_key is not None else self.claims
+        if not preds:
+            return list(pool)
+        wants = [
+            p.expr.value if isinstance(p.expr, Const) else self.eval(p.expr, env)[0] for p in preds
+        ]
         out = []
         for c in pool:
-            for p in cond.predicates:
-                want, _ = self.eval(p.expr, env)
-                have: Scalar = (
-                    c.value
-                    if p.prop == "value"
-                    else c.type
-                    if p.prop == "type"
-                    else c.issuer
-                    if p.prop == "issuer"
-                    else c.vtype
-                )
-                if not _compare(have, p.op, want):
+            for p, want in zip(preds, wants, strict=True):
+                if not _compare(_prop(c, p.prop), p.op, want):
                     break
             else:
                 out.append(c)
@@ -170,7 +169,7 @@ class _Run:
             for k, cond in enumerate(rule.conditions):
                 nxt: list[dict[str, _Env]] = []
                 for env in envs:
-                    found = self.matches(cond, env, cr.type_keys[k])
+                    found = self.matches(cr.residual[k], env, cr.type_keys[k])
                     if cond.negated:
                         if not found:
                             nxt.append(env)
@@ -204,7 +203,7 @@ class _Run:
         return f"condition {k + 1} {text} matched no claim"
 
     def not_fired(self, cr: CompiledRule, why: str) -> None:
-        self.trace.append(f"line {cr.rule.span.line}: {cr.text} did not fire: {why}")
+        self.trace.append(f"{cr.prefix} did not fire: {why}")
         if cr.section == "authorizationrules":
             self.misses.append((cr, why))
 
@@ -212,10 +211,9 @@ class _Run:
 
     def act(self, cr: CompiledRule, envs: list[dict[str, _Env]]) -> None:
         a = cr.rule.action
-        line = cr.rule.span.line
         if isinstance(a, Permit):
             (self.permits if a.allow else self.denies).append(cr)
-            self.trace.append(f"line {line}: {cr.text} fired: {'permit' if a.allow else 'deny'}")
+            self.trace.append(f"{cr.prefix} fired: {'permit' if a.allow else 'deny'}")
             return
         produced: list[tuple[str, Value]] = []
         refused: list[str] = []
@@ -238,6 +236,8 @@ class _Run:
             produced.append((ctype, value))
         out: list[str] = []
         seen: set[tuple[str, str, Scalar]] = set()
+        issue = a.kind == "issue"
+        verb = "issued" if issue else "added"
         for ctype, value in produced:
             if a.kind == "issueproperty":
                 if isinstance(value, tuple):
@@ -246,20 +246,30 @@ class _Run:
                 out.append(f"property {ctype} = {_show(value)}")
                 continue
             for v in value if isinstance(value, tuple) else (value,):
-                key = (ctype, type(v).__name__, v)
-                if key in seen:
-                    continue
-                seen.add(key)
+                if len(produced) > 1 or isinstance(value, tuple):
+                    key = (ctype, type(v).__name__, v)
+                    if key in seen:
+                        continue
+                    seen.add(key)
                 claim = Claim(ctype, v, POLICY)
-                self.add(claim)
-                if a.kind == "issue":
+                self.claims.append(claim)
+                self.by_type.setdefault(ctype, []).append(claim)
+                if issue:
                     self.issued.append(claim)
-                out.append(f"{'issued' if a.kind == 'issue' else 'added'} {ctype} = {_show(v)}")
+                out.append(f"{verb} {ctype} = {_show(v)}")
         for ctype in refused:
             out.append(f"not issued: {ctype} is derived from a read-only claim")
-        self.trace.append(
-            f"line {line}: {cr.text} fired: {'; '.join(out) if out else 'produced nothing'}"
-        )
+        self.trace.append(f"{cr.prefix} fired: {'; '.join(out) if out else 'produced nothing'}")
+
+
+def _prop(c: Claim, prop: str) -> Scalar:
+    if prop == "value":
+        return c.value
+    if prop == "type":
+        return c.type
+    if prop == "issuer":
+        return c.issuer
+    return c.vtype
 
 
 def _compare(have: Scalar, op: str, want: Value) -> bool:
