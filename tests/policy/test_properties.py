@@ -258,3 +258,33 @@ def test_evaluation_never_raises(policy: Policy, incoming: list[Claim]) -> None:
     result = evaluate(compiled, incoming)
     assert result.authorized == (result.reason is None)
     assert len(result.trace) >= len(compiled.rules) or not result.authorized
+
+
+@st.composite
+def copy_policies(draw: st.DrawFn) -> str:
+    """Policies made of rules of the shape the evaluator runs directly."""
+    rules = []
+    for i in range(draw(st.integers(1, 5))):
+        src = draw(st.sampled_from(["x", "y", "pcrs", "out0"]))
+        kind = draw(st.sampled_from(["add", "issue"]))
+        prop = draw(st.sampled_from(["value", "type", "issuer", "valueType"]))
+        rules.append(f'c:[type=="{src}"] => {kind}(type="out{i % 2}", value=c.{prop});')
+    return "version=1.0; authorizationrules{=> permit();}; issuancerules{" + "".join(rules) + "};"
+
+
+@FAST
+@given(copy_policies(), claims)
+def test_direct_rules_match_the_general_path(text: str, incoming: list[Claim]) -> None:
+    from dataclasses import replace
+
+    fast = compile_policy(text)
+    assert any(r.copy is not None for r in fast.rules)
+    slow = replace(fast, rules=tuple(replace(r, copy=None) for r in fast.rules))
+    a, b = evaluate(fast, incoming), evaluate(slow, incoming)
+    assert (a.authorized, a.issued, a.properties, a.trace) == (
+        b.authorized,
+        b.issued,
+        b.properties,
+        b.trace,
+    )
+    assert a.claims == b.claims

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from attestd.policy.ast import Condition, Const, Policy, Predicate, Rule, Section
+from attestd.policy.ast import ClaimAction, Condition, Const, Policy, Predicate, Ref, Rule, Section
 from attestd.policy.check import check_policy
 from attestd.policy.parser import format_rule, parse_policy
 
@@ -22,6 +22,8 @@ class CompiledRule:
     # per condition: the property conditions left once candidates are selected by type_keys
     residual: tuple[tuple[Predicate, ...], ...]
     prefix: str  # "line N: <rule text>" for the trace
+    # c:[type=="X"] => add|issue(type="Y", value=c.<prop>): (X, Y, prop), run without envs
+    copy: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,25 @@ def _modern(rule: Rule) -> Rule:
         )
         conds.append(replace(c, predicates=preds))
     return replace(rule, conditions=tuple(conds))
+
+
+def _copy_shape(rule: Rule, keys: tuple[str | None, ...]) -> tuple[str, str, str] | None:
+    a = rule.action
+    if (
+        len(rule.conditions) != 1
+        or keys[0] is None
+        or rule.conditions[0].negated
+        or len(rule.conditions[0].predicates) != 1
+        or not isinstance(a, ClaimAction)
+        or a.kind == "issueproperty"
+        or a.claim is not None
+        or not isinstance(a.type, Const)
+        or not isinstance(a.type.value, str)
+        or not isinstance(a.value, Ref)
+        or a.value.binding != rule.conditions[0].binding
+    ):
+        return None
+    return keys[0], a.type.value, a.value.prop
 
 
 def _type_key(cond: Condition) -> str | None:
@@ -109,6 +130,7 @@ def compile_policy(text: str) -> CompiledPolicy:
                     tuple(_condition_text(rt, rule, k) for k in range(len(rule.conditions))),
                     tuple(_residual(c, k) for c, k in zip(rule.conditions, keys, strict=True)),
                     f"line {rule.span.line}: {rt}",
+                    _copy_shape(rule, keys),
                 )
             )
     return CompiledPolicy(text, ast, tuple(rules))

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from attestd.policy.ast import Call, Const, Expr, Permit, Predicate, Ref, Rule
+from attestd.policy.ast import Call, ClaimAction, Const, Expr, Permit, Predicate, Ref, Rule
 from attestd.policy.builtins import FUNCTIONS, PolicyRuntimeError, Scalar, Value
 from attestd.policy.compile import CompiledPolicy, CompiledRule
 
@@ -162,7 +162,39 @@ class _Run:
                 out.append(c)
         return out
 
+    def copy_rule(self, cr: CompiledRule, key: str, ctype: str, prop: str) -> None:
+        """``c:[type=="X"] => issue(type="Y", value=c.value)``: the shape of MAA's default
+        policies, run directly (same result as the general path)."""
+        found = self.by_type.get(key)
+        if not found:
+            self.not_fired(cr, self.why(cr, 0))
+            return
+        a = cr.rule.action
+        issue = isinstance(a, ClaimAction) and a.kind == "issue"
+        out = []
+        seen: set[tuple[str, Scalar]] = set()
+        for c in list(found):
+            if issue and c.type in READ_ONLY_CLAIMS:
+                out.append(f"not issued: {ctype} is derived from a read-only claim")
+                continue
+            v = _prop(c, prop)
+            if len(found) > 1:
+                k = (type(v).__name__, v)
+                if k in seen:
+                    continue
+                seen.add(k)
+            claim = Claim(ctype, v, POLICY)
+            self.claims.append(claim)
+            self.by_type.setdefault(ctype, []).append(claim)
+            if issue:
+                self.issued.append(claim)
+            out.append(f"{'issued' if issue else 'added'} {ctype} = {_show(v)}")
+        self.trace.append(f"{cr.prefix} fired: {'; '.join(out) if out else 'produced nothing'}")
+
     def rule(self, cr: CompiledRule) -> None:
+        if cr.copy is not None:
+            self.copy_rule(cr, *cr.copy)
+            return
         rule = cr.rule
         envs: list[dict[str, _Env]] = [{}]
         try:

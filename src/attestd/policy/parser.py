@@ -170,6 +170,7 @@ class _Parser:
             self.fail("a policy version (1.0, 1.1 or 1.2)")
         self.i += 1
         self.eat(";")
+        first = self.tok  # where a missing authorizationrules section is reported
         found: dict[str, tuple[Rule, ...]] = {}
         order = 0
         while self.tok.kind != "eof":
@@ -193,7 +194,7 @@ class _Parser:
                 self.i += 1
             found[name] = tuple(rules)
         if "authorizationrules" not in found:
-            tok = self.tok
+            tok = first
             raise PolicyParsingError(
                 "the authorizationrules section is missing",
                 line=tok.span.line,
