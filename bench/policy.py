@@ -70,7 +70,7 @@ def main() -> int:
     result = evaluate(big, tpm)
     assert result.authorized and len(result.issued) == 50, result.trace[:3]
     rows = {
-        "default SGX policy, evaluate (10 real claims)": lambda: evaluate(sgx, claims),
+        "default SGX policy, evaluate (a real quote's claims)": lambda: evaluate(sgx, claims),
         "50-rule v1.2 JmesPath policy, evaluate (real 50-event TCG log)": lambda: evaluate(
             big, tpm
         ),
