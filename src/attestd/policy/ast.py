@@ -4,7 +4,7 @@ came from (positions do not take part in equality, so a printed and re-parsed po
 Grammar (maa-compat.md §3.1-3.2; MAA publishes none, this is reconstructed from its docs)::
 
     policy      := "version" "=" VERSION ";" section*
-    section     := ("configurationrules" | "authorizationrules" | "issuancerules") "{" rule* "}" ";"?
+    section     := ("configurationrules" | "authorizationrules" | "issuancerules") "{" rule* "}" ";"
     rule        := [ condition ( "&&" condition )* ] "=>" action ";"
     condition   := [ "!" ] [ IDENT ":" ] "[" predicate ( "," predicate )* "]"
     predicate   := ("type" | "value" | "issuer" | "valueType") op expr
@@ -85,6 +85,7 @@ class Predicate:
     op: str
     expr: Expr
     span: Span = field(default=_NOWHERE, compare=False)
+    op_span: Span = field(default=_NOWHERE, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,7 @@ class Policy:
     authorization: tuple[Rule, ...]
     issuance: tuple[Rule, ...] | None
     span: Span = field(default=_NOWHERE, compare=False)
+    configuration_span: Span = field(default=_NOWHERE, compare=False)
 
     def sections(self) -> list[tuple[Section, tuple[Rule, ...]]]:
         out: list[tuple[Section, tuple[Rule, ...]]] = []

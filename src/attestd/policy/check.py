@@ -53,7 +53,9 @@ class _Checker:
     def run(self) -> None:
         p = self.policy
         if p.configuration is not None and p.version == "1.0":
-            raise self.fail("configurationrules need policy version 1.1 or later", p.span)
+            raise self.fail(
+                "configurationrules need policy version 1.1 or later", p.configuration_span
+            )
         for section, rules in p.sections():
             for rule in rules:
                 self.rule(section, rule)
@@ -109,9 +111,9 @@ class _Checker:
             lit = pred.expr if isinstance(pred.expr, Const) else None
             if pred.op in _ORDERING:
                 if pred.prop != "value":
-                    raise self.fail(f"{pred.op} compares only claim values", pred.span)
+                    raise self.fail(f"{pred.op} compares only claim values", pred.op_span)
                 if lit is not None and (type(lit.value) is not int):
-                    raise self.fail(f"{pred.op} compares only Integer values", lit.span)
+                    raise self.fail(f"{pred.op} compares only Integer values", pred.op_span)
             if pred.prop != "value" and lit is not None and not isinstance(lit.value, str):
                 raise self.fail(f"claim {pred.prop} is compared with a string", lit.span)
 

@@ -9,9 +9,10 @@ Authorization succeeds only if a permit was issued and no deny was, whatever the
 ``add`` feeds the incoming claims, ``issue`` the incoming claims and the token, ``issueproperty``
 the property set. Values derived from read-only claims (``pcrs``) cannot be issued.
 
-Nothing here raises on any claim set: a rule whose expression cannot be computed does not fire,
-and the trace says why. When authorization fails, the trace names the deny rule that fired, or
-each permit rule and the first condition it did not meet, with the claim values it looked at.
+Nothing here raises on any claim set: an expression that cannot be computed ends the
+evaluation, unauthorized, and the trace says why. When authorization fails, the trace names the
+deny rule that fired, or each permit rule and the first condition it did not meet, with the
+claim values it looked at.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 DENY_MESSAGE = "A Deny claim was issued, authorization failed."
+# An expression that cannot be computed (a fraction for JsonToClaimValue, JmesPath over text that
+# is not JSON) fails the evaluation, as MAA answers such policies with PolicyEvaluationError.
 NO_PERMIT_MESSAGE = (
     "No Permit claim was issued in the authorizationrules section, authorization failed."
 )
@@ -112,6 +115,7 @@ class _Run:
         self.permits: list[CompiledRule] = []
         self.denies: list[CompiledRule] = []
         self.misses: list[tuple[CompiledRule, str]] = []  # authorization rules that did not fire
+        self.error: str | None = None  # the first evaluation error; evaluation stops there
 
     def add(self, claim: Claim) -> None:
         self.claims.append(claim)
@@ -217,7 +221,8 @@ class _Run:
                     return
             self.act(cr, envs)
         except PolicyRuntimeError as exc:
-            self.not_fired(cr, f"could not be evaluated: {exc}")
+            self.error = f"line {cr.rule.span.line}: {exc}"
+            self.trace.append(f"{cr.prefix} failed: {exc}")
 
     def why(self, cr: CompiledRule, k: int) -> str:
         cond = cr.rule.conditions[k]
@@ -267,22 +272,28 @@ class _Run:
                 continue
             produced.append((ctype, value))
         out: list[str] = []
-        seen: set[tuple[str, str, Scalar]] = set()
+        # The same claim produced by several combinations of bound claims is produced once;
+        # a set value (JsonToClaimValue of an array) gives one claim per member, duplicates too.
+        seen: set[tuple[str, str, Value]] = set()
         issue = a.kind == "issue"
         verb = "issued" if issue else "added"
         for ctype, value in produced:
+            if len(produced) > 1:
+                key = (ctype, type(value).__name__, value)
+                if key in seen:
+                    continue
+                seen.add(key)
             if a.kind == "issueproperty":
                 if isinstance(value, tuple):
                     raise PolicyRuntimeError(f"property {ctype} needs a single value")
                 self.properties[ctype] = value
+                # MAA: issueproperty adds the claim to the incoming and the property sets.
+                prop_claim = Claim(ctype, value, POLICY)
+                self.claims.append(prop_claim)
+                self.by_type.setdefault(ctype, []).append(prop_claim)
                 out.append(f"property {ctype} = {_show(value)}")
                 continue
             for v in value if isinstance(value, tuple) else (value,):
-                if len(produced) > 1 or isinstance(value, tuple):
-                    key = (ctype, type(v).__name__, v)
-                    if key in seen:
-                        continue
-                    seen.add(key)
                 claim = Claim(ctype, v, POLICY)
                 self.claims.append(claim)
                 self.by_type.setdefault(ctype, []).append(claim)
@@ -341,9 +352,14 @@ def evaluate(policy: CompiledPolicy, claims: list[Claim] | tuple[Claim, ...]) ->
         if cr.section == "issuancerules" and (run.denies or not run.permits):
             break
         run.rule(cr)
-    authorized = bool(run.permits) and not run.denies
+        if run.error is not None:
+            break
+    authorized = bool(run.permits) and not run.denies and run.error is None
     reason = None
-    if run.denies:
+    if run.error is not None:
+        reason = f"Policy evaluation failed: {run.error}"
+        run.trace.append(f"not authorized: evaluation failed at {run.error}")
+    elif run.denies:
         reason = DENY_MESSAGE
         for cr in run.denies:
             run.trace.append(f"not authorized: deny() at line {cr.rule.span.line} fired: {cr.text}")

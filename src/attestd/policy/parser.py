@@ -172,6 +172,7 @@ class _Parser:
         self.eat(";")
         first = self.tok  # where a missing authorizationrules section is reported
         found: dict[str, tuple[Rule, ...]] = {}
+        spans: dict[str, Span] = {}
         order = 0
         while self.tok.kind != "eof":
             tok = self.tok
@@ -190,9 +191,9 @@ class _Parser:
                     self.fail("'}' closing the section")
                 rules.append(self.rule())
             self.eat("}")
-            if self.at(";"):
-                self.i += 1
+            self.eat(";", "';' after '}' ending the section")
             found[name] = tuple(rules)
+            spans[name] = tok.span
         if "authorizationrules" not in found:
             tok = first
             raise PolicyParsingError(
@@ -207,6 +208,7 @@ class _Parser:
             found["authorizationrules"],
             found.get("issuancerules"),
             start,
+            spans.get("configurationrules", start),
         )
 
     def rule(self) -> Rule:
@@ -250,7 +252,7 @@ class _Parser:
             self.fail("a comparison (==, !=, <, <=, >, >=)")
         self.i += 1
         op = "==" if op_tok.text == "=" else op_tok.text
-        return Predicate(cast(Property, tok.text), op, self.expr(), tok.span)
+        return Predicate(cast(Property, tok.text), op, self.expr(), tok.span, op_tok.span)
 
     def action(self) -> Action:
         tok = self.tok
