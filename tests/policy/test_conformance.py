@@ -410,3 +410,24 @@ def test_policy_case(case: dict[str, Any]) -> None:
     for key, value in case.get("properties", {}).items():
         assert key in result.properties, f"property {key!r} missing\n{why}"
         assert same(result.properties[key], value), f"property {key!r}: expected {value!r}\n{why}"
+
+
+def test_draft_policy_case_is_the_recorded_policy() -> None:
+    """The custom-claim draft policy of the C++ SDK recording hashes to the x-ms-policy-hash of
+    the token MAA returned for it, so the table runs the very policy MAA evaluated."""
+    import base64
+
+    from attestd.policy.document import policy_hash
+
+    case = next(c for c in CASES if c["name"] == "draft_recording_custom_claim")
+    recording = json.loads(
+        (
+            TESTS
+            / "vectors/maa/curated/attest_sgx_draft_policy_custom_claim_and_deny_400_2022.json"
+        ).read_text()
+    )
+    body = json.loads(recording["calls"][0]["Response"]["BODY"])
+    payload = body["token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert policy_hash(case["policy"]) == claims["x-ms-policy-hash"]
+    assert claims["x-ms-policy"] == {"custom-name": claims["custom-name"]}
