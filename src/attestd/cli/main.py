@@ -255,6 +255,64 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return EXIT_OK if result.authorized else EXIT_REJECTED
 
 
+def _service(args: argparse.Namespace) -> Any:
+    from attestd.config import load_settings
+    from attestd.service import AttestationService
+
+    settings = load_settings(getattr(args, "config", None))
+    return AttestationService(settings)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the service on uvicorn (uvloop/httptools when installed)."""
+    import uvicorn
+
+    from attestd.api.app import create_app
+
+    service = _service(args)
+    settings = service.settings
+    if not service.store.list_api_keys():
+        secret = service.store.create_api_key("admin", at=service.clock())
+        print(
+            f"attestd: created the first administrator key (shown once): {secret}",
+            file=sys.stderr,
+        )
+    print(
+        f"attestd: serving {settings.instance_url} ({settings.mode} mode, "
+        f"database {settings.database}) on http://{args.host}:{args.port}",
+        file=sys.stderr,
+    )
+    if args.workers > 1:
+        print(
+            "attestd: --workers > 1 runs one service per process on a shared database",
+            file=sys.stderr,
+        )
+        uvicorn.run(
+            "attestd.api.asgi:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+        )
+    else:
+        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    service = _service(args)
+    store = service.store
+    if args.apikey_command == "create":
+        print(store.create_api_key(args.name, at=service.clock()))
+    elif args.apikey_command == "revoke":
+        if not store.revoke_api_key(args.name):
+            raise UsageError(f"no API key named {args.name!r}")
+    else:
+        for name in store.list_api_keys():
+            print(name)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attestd", description="Open attestation service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +334,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=cmd_verify)
+
+    srv = sub.add_parser("serve", help="run the attestation service")
+    srv.add_argument("--config", help="TOML settings file (default: $ATTESTD_CONFIG)")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8080)
+    srv.add_argument("--workers", type=int, default=1)
+    srv.add_argument("--log-level", default="info")
+    srv.set_defaults(func=cmd_serve)
+
+    ak = sub.add_parser("apikey", help="administrator API keys of the embedded store")
+    ak.add_argument("--config", help="TOML settings file (default: $ATTESTD_CONFIG)")
+    aks = ak.add_subparsers(dest="apikey_command", required=True)
+    for name in ("create", "revoke"):
+        p = aks.add_parser(name)
+        p.add_argument("name")
+        p.set_defaults(func=cmd_apikey)
+    aks.add_parser("list").set_defaults(func=cmd_apikey)
 
     pol = sub.add_parser("policy", help="check, hash and evaluate attestation policies offline")
     psub = pol.add_subparsers(dest="policy_command", required=True)

@@ -1,0 +1,483 @@
+"""The attestation service use case: evidence -> verify -> claims -> policy -> token, and policy
+management. The only module that imports every stage; the HTTP layer calls it and maps its
+errors to status codes (:mod:`attestd.api.problems`).
+
+Request and token shapes follow maa-compat.md §1.2-§1.3 and §2: the attest body carries the
+evidence base64url-encoded, optional runtime/inittime data bound to the report data, an optional
+draft policy (the token is then unsigned), and a nonce echoed as a claim.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from attestd.claims.dcap import dcap_claims
+from attestd.collateral.source import BundleDirectory, BundleStore, CollateralSource
+from attestd.config import Settings
+from attestd.errors import (
+    AttestdError,
+    ConfigurationError,
+    EvidenceError,
+    PolicyDocumentError,
+)
+from attestd.evidence.openenclave import parse_openenclave_report
+from attestd.evidence.quote import TeeType, parse_quote
+from attestd.policy import Claim, CompiledPolicy, compile_policy, evaluate
+from attestd.policy.defaults import default_policy
+from attestd.policy.document import (
+    PolicyDocument,
+    certificate_thumbprint,
+    parse_policy_document,
+    policy_hash,
+    unsigned_policy,
+    verify_policy_certificate_document,
+    verify_policy_document,
+)
+from attestd.store.base import StoredPolicy
+from attestd.store.sqlite import SQLiteStore
+from attestd.token.issue import (
+    ATTESTATION_TOKEN_LIFETIME,
+    MANAGEMENT_TOKEN_LIFETIME,
+    issue_token,
+    unsigned_token,
+)
+from attestd.token.keys import SigningKey, jwks
+from attestd.verify.dcap import DcapVerifier
+
+__all__ = [
+    "ATTESTATION_TYPES",
+    "AttestationService",
+    "InvalidRequest",
+    "NotAuthorized",
+    "OperationNotAllowed",
+    "PolicyEvaluationFailed",
+]
+
+ATTESTATION_TYPES = {
+    "sgxenclave": "SgxEnclave",
+    "openenclave": "OpenEnclave",
+    "tdxvm": "TdxVm",
+    "tpm": "Tpm",
+}
+_NO_POLICY = "eyJhbGciOiJub25lIn0.."
+
+
+class InvalidRequest(AttestdError):
+    """The request body is malformed (MAA: InvalidParameter)."""
+
+    code = "InvalidParameter"
+
+
+class OperationNotAllowed(AttestdError):
+    """Not allowed in this instance mode (MAA: InvalidOperation)."""
+
+    code = "InvalidOperation"
+
+
+class NotAuthorized(AttestdError):
+    code = "Unauthorized"
+
+
+class PolicyEvaluationFailed(AttestdError):
+    code = "PolicyEvaluationError"
+
+
+def b64url_decode(value: object, field: str) -> bytes:
+    """base64url with or without padding (the SDKs send it unpadded); standard base64 too."""
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"'{field}' must be a non-empty base64url string")
+    text = value.strip().replace("+", "-").replace("/", "_").rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest(f"'{field}' is not base64url: {exc}") from exc
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class _ActivePolicy:
+    document: PolicyDocument | None
+    compiled: CompiledPolicy | None
+    hash: str | None
+
+
+class AttestationService:
+    """One attestd instance. Thread-safe; keys and compiled policies are cached in memory."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: SQLiteStore | None = None,
+        collateral: CollateralSource | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or SQLiteStore(settings.database)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.verifier = DcapVerifier(
+            collateral=collateral or _collateral_source(settings),
+            allow_expired_collateral=settings.allow_expired_collateral,
+        )
+        self._lock = threading.Lock()
+        self._policies: dict[str, _ActivePolicy] = {}
+        self._key = self._signing_key()
+        if settings.mode == "isolated" and not self.store.list_signers():
+            ders = [_load_pem_cert(p).public_bytes(Encoding.DER) for p in settings.isolated_signers]
+            if not ders:
+                raise ConfigurationError("an isolated instance needs isolated_signers (PEM files)")
+            self.store.seed_signers(ders)
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def _signing_key(self) -> SigningKey:
+        rec = self.store.active_signing_key()
+        if rec is not None:
+            return SigningKey.from_pem(rec.private_key_pem, rec.certificate_pem)
+        key = SigningKey.generate(
+            issuer_url=self.settings.instance_url,
+            algorithm=self.settings.token_algorithm,
+            now=self.clock(),
+        )
+        from attestd.store.base import SigningKeyRecord
+
+        key_pem, cert_pem = key.to_pem()
+        self.store.add_signing_key(
+            SigningKeyRecord(
+                kid=key.kid,
+                algorithm=key.algorithm,
+                private_key_pem=key_pem,
+                certificate_pem=cert_pem,
+                created_at=self.clock(),
+                retired_at=None,
+                active=True,
+            )
+        )
+        return key
+
+    def published_keys(self) -> list[SigningKey]:
+        """Keys in /certs: the active one and retired ones whose tokens may still be valid."""
+        horizon = self.clock() - ATTESTATION_TOKEN_LIFETIME
+        out = []
+        for rec in self.store.signing_keys():
+            if rec.retired_at is None or rec.retired_at > horizon:
+                out.append(SigningKey.from_pem(rec.private_key_pem, rec.certificate_pem))
+        return out
+
+    def certs(self) -> dict[str, Any]:
+        return jwks(self.published_keys())
+
+    def openid_configuration(self) -> dict[str, Any]:
+        base = self.settings.instance_url
+        return {
+            "claims_supported": [
+                "cnf",
+                "nonce",
+                "x-ms-ver",
+                "x-ms-attestation-type",
+                "x-ms-policy-hash",
+                "x-ms-policy-signer",
+                "x-ms-sgx-is-debuggable",
+                "x-ms-sgx-mrenclave",
+                "x-ms-sgx-mrsigner",
+                "x-ms-sgx-svn",
+                "x-ms-sgx-ehd",
+                "x-ms-sgx-collateral",
+                "is-debuggable",
+                "sgx-mrsigner",
+                "sgx-mrenclave",
+                "product-id",
+                "svn",
+                "tee",
+            ],
+            "id_token_signing_alg_values_supported": [self.settings.token_algorithm],
+            "issuer": base,
+            "jwks_uri": f"{base}/certs",
+            "response_types_supported": ["token", "none"],
+            "revocation_endpoint": f"{base}/revoke",
+        }
+
+    def _token(self, claims: Mapping[str, Any], lifetime: timedelta) -> str:
+        """Attestation tokens carry a jti; management responses, as MAA's, do not."""
+        return issue_token(
+            claims,
+            key=self._key,
+            issuer=self.settings.instance_url,
+            now=self.clock(),
+            lifetime=lifetime,
+            jku=f"{self.settings.instance_url}/certs",
+            with_jti=lifetime == ATTESTATION_TOKEN_LIFETIME,
+        )
+
+    # -- policies -------------------------------------------------------------------------
+
+    def _type(self, attestation_type: str) -> str:
+        name = ATTESTATION_TYPES.get(attestation_type.lower())
+        if name is None:
+            raise InvalidRequest(f"unknown attestation type {attestation_type!r}")
+        return name
+
+    def active_policy(self, attestation_type: str) -> _ActivePolicy:
+        key = self._type(attestation_type).lower()
+        with self._lock:
+            hit = self._policies.get(key)
+        if hit is not None:
+            return hit
+        stored = self.store.get_policy(key)
+        if stored is not None:
+            doc = parse_policy_document(stored.jws)
+            active = _ActivePolicy(doc, compile_policy(doc.policy_text), stored.policy_hash)
+        else:
+            text = default_policy(key)
+            if text is None:
+                active = _ActivePolicy(None, None, None)
+            else:
+                doc = parse_policy_document(unsigned_policy(text))
+                active = _ActivePolicy(doc, compile_policy(text), policy_hash(text))
+        with self._lock:
+            self._policies[key] = active
+        return active
+
+    def get_policy(self, attestation_type: str) -> str:
+        active = self.active_policy(attestation_type)
+        jws = active.document.jws if active.document is not None else _NO_POLICY
+        return self._token({"x-ms-policy": jws}, MANAGEMENT_TOKEN_LIFETIME)
+
+    def _check_management_document(self, doc: PolicyDocument) -> None:
+        if self.settings.mode == "isolated":
+            signers = [x509.load_der_x509_certificate(d) for d in self.store.list_signers()]
+            verify_policy_document(doc, trusted_signers=signers, require_signed=True)
+        elif doc.signed:
+            verify_policy_document(doc, trusted_signers=[doc.chain[-1]], require_signed=True)
+
+    def set_policy(self, attestation_type: str, jws: str, *, actor: str) -> str:
+        name = self._type(attestation_type)
+        doc = parse_policy_document(jws.strip())
+        self._check_management_document(doc)
+        if not doc.policy_text:
+            raise PolicyDocumentError("the policy JWS carries no AttestationPolicy")
+        compiled = compile_policy(doc.policy_text)
+        digest = policy_hash(doc.policy_text)
+        signer = doc.signer.public_bytes(Encoding.PEM) if doc.signer is not None else None
+        self.store.set_policy(
+            StoredPolicy(
+                attestation_type=name.lower(),
+                text=doc.policy_text,
+                jws=doc.jws,
+                policy_hash=digest,
+                signer_pem=signer,
+                set_at=self.clock(),
+                set_by=actor,
+            )
+        )
+        with self._lock:
+            self._policies[name.lower()] = _ActivePolicy(doc, compiled, digest)
+        claims: dict[str, Any] = {
+            "x-ms-policy-result": "Updated",
+            "x-ms-policy-token-hash": doc.token_hash,
+        }
+        if doc.signed:
+            claims["x-ms-policy-signer"] = doc.signer_jwk()
+        return self._token(claims, MANAGEMENT_TOKEN_LIFETIME)
+
+    def reset_policy(self, attestation_type: str, jws: str, *, actor: str) -> str:
+        name = self._type(attestation_type)
+        doc = parse_policy_document(jws.strip())
+        self._check_management_document(doc)
+        self.store.reset_policy(name.lower(), actor=actor, at=self.clock())
+        with self._lock:
+            self._policies.pop(name.lower(), None)
+        return self._token({"x-ms-policy-result": "Removed"}, MANAGEMENT_TOKEN_LIFETIME)
+
+    # -- policy signer certificates (isolated mode) -----------------------------------------
+
+    def _isolated(self) -> None:
+        if self.settings.mode != "isolated":
+            raise OperationNotAllowed(
+                "policy management certificates exist only on isolated instances: "
+                "the operation is disallowed"
+            )
+
+    def get_signers(self) -> str:
+        from attestd.policy.document import certificate_jwk
+
+        keys = []
+        if self.settings.mode == "isolated":
+            keys = [
+                certificate_jwk(x509.load_der_x509_certificate(d))
+                for d in self.store.list_signers()
+            ]
+        return self._token({"x-ms-policy-certificates": {"keys": keys}}, MANAGEMENT_TOKEN_LIFETIME)
+
+    def change_signer(self, body: str, *, add: bool, actor: str) -> str:
+        self._isolated()
+        signers = [x509.load_der_x509_certificate(d) for d in self.store.list_signers()]
+        cert = verify_policy_certificate_document(body, trusted_signers=signers)
+        der = cert.public_bytes(Encoding.DER)
+        if add:
+            self.store.add_signer(der, actor=actor, at=self.clock())
+            result = "IsPresent"
+        else:
+            self.store.remove_signer(der, actor=actor, at=self.clock())
+            result = "IsAbsent"
+        return self._token(
+            {
+                "x-ms-certificate-thumbprint": certificate_thumbprint(cert),
+                "x-ms-policycertificates-result": result,
+            },
+            MANAGEMENT_TOKEN_LIFETIME,
+        )
+
+    # -- attestation ----------------------------------------------------------------------
+
+    def attest(self, attestation_type: str, body: Mapping[str, Any]) -> str:
+        """``POST /attest/{SgxEnclave,OpenEnclave,TdxVm}``: returns the token (a JWS)."""
+        name = self._type(attestation_type)
+        if name == "Tpm":
+            raise OperationNotAllowed("TPM attestation is not available on this instance yet")
+        field = "report" if name == "OpenEnclave" else "quote"
+        evidence = b64url_decode(body.get(field), field)
+        if name == "OpenEnclave":
+            quote = parse_openenclave_report(evidence).quote
+        else:
+            quote = parse_quote(evidence)
+        want = TeeType.TDX if name == "TdxVm" else TeeType.SGX
+        if quote.tee != want:
+            raise InvalidRequest(f"'{field}' holds a {quote.tee.name} quote, not {name} evidence")
+        at = self.settings.verification_time or self.clock()
+        result = self.verifier.verify(quote, at=at)
+        claims: dict[str, Any] = dcap_claims(result, evidence=evidence)
+        if name != "TdxVm":
+            claims["maa-attestationcollateral"] = claims["x-ms-sgx-collateral"]
+        report_data = quote.body.report_data
+        self._bind(claims, body, "runtimeData", report_data, tdx=name == "TdxVm")
+        self._bind(claims, body, "initTimeData", None, tdx=name == "TdxVm")
+        if self.settings.verification_time is not None:
+            claims["x-attestd-verification-time"] = int(at.timestamp())
+        nonce = body.get("nonce")
+        if nonce is not None:
+            if not isinstance(nonce, str):
+                raise InvalidRequest("'nonce' must be a string")
+            claims["nonce"] = nonce
+        draft = body.get("draftPolicyForAttestation")
+        doc: PolicyDocument | None
+        digest: str | None
+        if draft is not None:
+            if not isinstance(draft, str):
+                raise InvalidRequest("'draftPolicyForAttestation' must be policy text")
+            compiled, digest, doc = compile_policy(draft), policy_hash(draft), None
+        else:
+            active = self.active_policy(name)
+            if active.compiled is None:
+                raise PolicyEvaluationFailed(
+                    f"no attestation policy is set for {name}: set one before attesting"
+                )
+            compiled, digest, doc = active.compiled, active.hash, active.document
+        incoming = [Claim(k, v) for k, v in claims.items() if isinstance(v, bool | int | str)]
+        evaluation = evaluate(compiled, incoming)
+        if not evaluation.authorized:
+            why = "; ".join(t for t in evaluation.trace if t.startswith("not authorized"))
+            raise PolicyEvaluationFailed(
+                f"Policy Engine Exception: {evaluation.reason} Explanation: {why}"
+            )
+        claims.update(evaluation.issued)
+        if evaluation.issued:
+            claims["x-ms-policy"] = dict(evaluation.issued)
+        claims["x-ms-policy-hash"] = digest
+        claims["x-ms-ver"] = "1.0"
+        if doc is not None and doc.signed and draft is None:
+            claims["x-ms-policy-signer"] = doc.signer_jwk(form="attestation")
+        if draft is not None:
+            return unsigned_token(
+                claims,
+                issuer=self.settings.instance_url,
+                now=self.clock(),
+                lifetime=ATTESTATION_TOKEN_LIFETIME,
+                jku=f"{self.settings.instance_url}/certs",
+                kid=self._key.kid,
+            )
+        return self._token(claims, ATTESTATION_TOKEN_LIFETIME)
+
+    def _bind(
+        self,
+        claims: dict[str, Any],
+        body: Mapping[str, Any],
+        field: str,
+        report_data: bytes | None,
+        *,
+        tdx: bool,
+    ) -> None:
+        """Runtime data: SHA-256(data) must equal report_data[0:32] (maa-compat §0.7). Binary
+        data becomes x-ms-sgx-ehd (and the 2021 aliases); JSON data becomes x-ms-runtime."""
+        item = body.get(field)
+        if item is None:
+            return
+        if not isinstance(item, Mapping):
+            raise InvalidRequest(f"'{field}' must be an object with 'data' and 'dataType'")
+        data = b64url_decode(item.get("data"), f"{field}.data")
+        kind = item.get("dataType", "Binary")
+        if kind not in ("Binary", "JSON"):
+            raise InvalidRequest(f"'{field}.dataType' must be 'Binary' or 'JSON'")
+        if report_data is None:
+            raise InvalidRequest(f"'{field}' cannot be bound to this evidence (no CONFIGID)")
+        if hashlib.sha256(data).digest() != report_data[:32]:
+            raise EvidenceError(
+                f"'{field}' does not match the evidence: SHA-256(data) "
+                f"{hashlib.sha256(data).hexdigest()} != report_data[0:32] {report_data[:32].hex()}"
+            )
+        name = "x-ms-runtime" if field == "runtimeData" else "x-ms-inittime"
+        if kind == "JSON":
+            try:
+                claims[name] = json.loads(data.rstrip(b"\x00").decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise InvalidRequest(f"'{field}' is dataType JSON but not JSON: {exc}") from exc
+            return
+        if field == "runtimeData" and not tdx:
+            ehd = b64url(data)
+            claims["x-ms-sgx-ehd"] = ehd
+            claims["maa-ehd"] = ehd
+            claims["aas-ehd"] = ehd
+
+
+def _load_pem_cert(path: str) -> x509.Certificate:
+    try:
+        with open(path, "rb") as f:
+            return x509.load_pem_x509_certificate(f.read())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"isolated signer {path}: {exc}") from exc
+
+
+def _collateral_source(settings: Settings) -> CollateralSource:
+    if settings.collateral_bundle:
+        from pathlib import Path
+
+        p = Path(settings.collateral_bundle)
+        if (p / "tcb_info.json").is_file():
+            return BundleDirectory(p)
+        return BundleStore(p)
+    if settings.pcs_url:
+        from attestd.collateral.pcs import PcsClient
+
+        return PcsClient(base_url=settings.pcs_url)
+    from attestd.collateral.pcs import PcsClient
+
+    return PcsClient()
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
