@@ -170,6 +170,33 @@ class AttestationService:
         )
         return key
 
+    def rotate_signing_key(self) -> str:
+        """A new signing key becomes active; the old one stays in /certs until every token it
+        signed has expired (then ``prune`` removes it). Returns the new kid."""
+        from attestd.store.base import SigningKeyRecord
+
+        key = SigningKey.generate(
+            issuer_url=self.settings.instance_url,
+            algorithm=self.settings.token_algorithm,
+            now=self.clock(),
+        )
+        key_pem, cert_pem = key.to_pem()
+        self.store.add_signing_key(
+            SigningKeyRecord(
+                kid=key.kid,
+                algorithm=key.algorithm,
+                private_key_pem=key_pem,
+                certificate_pem=cert_pem,
+                created_at=self.clock(),
+                retired_at=None,
+                active=False,
+            )
+        )
+        self.store.rotate_to(key.kid, at=self.clock())
+        self.store.prune_signing_keys(self.clock() - ATTESTATION_TOKEN_LIFETIME)
+        self._key = key
+        return key.kid
+
     def published_keys(self) -> list[SigningKey]:
         """Keys in /certs: the active one and retired ones whose tokens may still be valid."""
         horizon = self.clock() - ATTESTATION_TOKEN_LIFETIME

@@ -365,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--claims", required=True, help="claims JSON (object or list)")
             sp.add_argument("--json", action="store_true", help="print one JSON object")
         sp.set_defaults(func=cmd_policy)
+
+    from attestd.cli.online import add_online_commands
+
+    add_online_commands(sub, psub)
     return parser
 
 
@@ -379,6 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"attestd {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except AttestdError as exc:
+        print(f"attestd {args.command}: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_REJECTED
     return code
 
 
