@@ -55,7 +55,7 @@ def app_client(tmp_path: Path) -> Iterator[tuple[TestClient, AttestationService,
 def test_sdk_attest_and_relying_party(
     app_client: tuple[TestClient, AttestationService, str],
 ) -> None:
-    client, service, key = app_client
+    client, _service, key = app_client
     sdk = AttestdClient("http://testserver", admin_key=key, client=client)
     token = sdk.attest_sgx(QUOTE, runtime_data=RUNTIME, nonce="abc")
     verifier = TokenVerifier("http://testserver", client=client)
@@ -64,7 +64,7 @@ def test_sdk_attest_and_relying_party(
     assert claims["nonce"] == "abc"
     # a forged token: same header and claims, signature of another token
     other = sdk.attest_sgx(QUOTE)
-    forged = ".".join(token.split(".")[:2] + [other.split(".")[2]])
+    forged = ".".join([*token.split(".")[:2], other.split(".")[2]])
     with pytest.raises(TokenInvalid):
         verifier.verify(forged)
     with pytest.raises(TokenInvalid):
