@@ -256,10 +256,17 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def _service(args: argparse.Namespace) -> Any:
-    from attestd.config import load_settings
+    from dataclasses import replace
+
+    from attestd.config import Settings, load_settings
     from attestd.service import AttestationService
 
     settings = load_settings(getattr(args, "config", None))
+    url = getattr(args, "instance_url", None)
+    if url is None and hasattr(args, "port") and settings.instance_url == Settings.instance_url:
+        url = f"http://{args.host}:{args.port}"  # not configured: the address being served
+    if url:
+        settings = replace(settings, instance_url=url.rstrip("/"))
     return AttestationService(settings)
 
 
@@ -340,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8080)
     srv.add_argument("--workers", type=int, default=1)
+    srv.add_argument(
+        "--instance-url",
+        help="the public URL (token issuer); default: settings, else http://HOST:PORT",
+    )
     srv.add_argument("--log-level", default="info")
     srv.set_defaults(func=cmd_serve)
 
