@@ -8,7 +8,6 @@ authenticate administrators; isolated instances also require signed policy docum
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
@@ -54,8 +53,11 @@ class _LowerPaths:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope = dict(scope)
-            scope["path"] = scope["path"].lower()
+            path = scope["path"]
+            lower = path.lower()
+            if lower != path:
+                scope = dict(scope)
+                scope["path"] = lower
         await self.app(scope, receive, send)
 
 
@@ -114,15 +116,17 @@ def create_app(service: AttestationService) -> ASGIApp:
         return handle
 
     async def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
+        """Run the (CPU-bound, GIL-holding) use case on the event loop: a thread-pool hop costs
+        more than it saves. Scale with worker processes (``attestd serve --workers N``)."""
+        return fn(*args, **kwargs)
 
     async def attest(request: Request) -> Any:
         if settings.attest_requires_auth:
             admin(request)
         raw = await body_of(request)
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             raise InvalidRequest(f"the request body is not JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object")
