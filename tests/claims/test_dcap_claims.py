@@ -14,6 +14,7 @@ from attestd.collateral.source import BundleDirectory
 from attestd.verify.dcap import DcapResult, DcapVerifier
 from conftest import DCAP, maa_offline_sets
 
+MAA_OFFLINE_SET = DCAP.parent / "maa-offline/sets/pysdk_b779_nondebug__2023-05"
 MAA_CERTS_HASH_2023 = "a64d649198507d8b57e33f63ab266838f43f327bd4aacc78510b6976ed046e10"
 
 
@@ -115,3 +116,16 @@ def test_tdx15_claims_carry_the_second_svn() -> None:
     assert len(str(claims["tdx_mrservicetd"])) == 96
     assert claims["x-attestd-collateral-expired"] is True
     assert "qe_identity" in claims["x-attestd-expired-collateral"]  # type: ignore[operator]
+
+
+def test_kss_claims_only_for_kss_enclaves() -> None:
+    from dataclasses import replace
+
+    result, _ = _verify(MAA_OFFLINE_SET)
+    assert "x-ms-sgx-config-id" not in sgx_claims(result)  # as in MAA's recorded tokens
+    report = replace(result.quote.enclave_report, config_svn=3, isv_family_id=b"\x01" * 16)
+    kss = replace(result, quote=replace(result.quote, body=report))
+    claims = sgx_claims(kss)
+    assert claims["x-ms-sgx-config-svn"] == 3
+    assert claims["x-ms-sgx-isv-family-id"] == "01" * 16
+    assert claims["x-ms-sgx-config-id"] == "00" * 64

@@ -79,11 +79,7 @@ def sgx_claims(result: DcapResult, *, evidence: bytes | None = None) -> dict[str
     claims: dict[str, Any] = {
         "x-ms-attestation-type": "sgx",
         "x-ms-sgx-collateral": hashes,
-        "x-ms-sgx-config-id": rep.config_id.hex(),
-        "x-ms-sgx-config-svn": rep.config_svn,
         "x-ms-sgx-is-debuggable": rep.debug,
-        "x-ms-sgx-isv-extended-product-id": rep.isv_ext_prod_id.hex(),
-        "x-ms-sgx-isv-family-id": rep.isv_family_id.hex(),
         "x-ms-sgx-mrenclave": rep.mrenclave.hex(),
         "x-ms-sgx-mrsigner": rep.mrsigner.hex(),
         "x-ms-sgx-product-id": rep.isv_prod_id,
@@ -91,6 +87,13 @@ def sgx_claims(result: DcapResult, *, evidence: bytes | None = None) -> dict[str
         "x-ms-sgx-svn": rep.isv_svn,
         "x-ms-ver": "1.0",
     }
+    # KSS claims (maa-compat §2.2): MAA issues them for enclaves using Key Separation and
+    # Sharing; its tokens for enclaves without KSS (all four fields zero) carry none of them.
+    if any(rep.config_id) or rep.config_svn or any(rep.isv_ext_prod_id) or any(rep.isv_family_id):
+        claims["x-ms-sgx-config-id"] = rep.config_id.hex()
+        claims["x-ms-sgx-config-svn"] = rep.config_svn
+        claims["x-ms-sgx-isv-extended-product-id"] = rep.isv_ext_prod_id.hex()
+        claims["x-ms-sgx-isv-family-id"] = rep.isv_family_id.hex()
     claims.update(_attestd_claims(result))
     return claims
 
