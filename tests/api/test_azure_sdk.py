@@ -69,16 +69,8 @@ VOLATILE = {"exp", "iat", "nbf", "jti", "iss"}
 MAA_COLLATERAL_HASHES = {"tcbinfohash", "qeidhash", "tcbinfocrlhash", "qeidcrlhash"}
 COLLATERAL_CLAIMS = {"x-ms-sgx-collateral", "maa-attestationcollateral"}
 # What attestd adds to MAA's 2021 token, besides its own x-attestd-* claims (TCB status, the
-# fixed verification time of an archival instance, ...): the 2022 service's x-ms-policy object
-# and the KSS claims, which attestd issues for every SGX quote (zero here) and MAA's 2021 tokens
-# for this quote do not carry.
-ATTESTD_EXTRA = {
-    "x-ms-policy",
-    "x-ms-sgx-config-id",
-    "x-ms-sgx-config-svn",
-    "x-ms-sgx-isv-extended-product-id",
-    "x-ms-sgx-isv-family-id",
-}
+# fixed verification time of an archival instance, ...): the 2022 service's x-ms-policy object.
+ATTESTD_EXTRA = {"x-ms-policy"}
 
 
 def b64url_decode(text: str) -> bytes:
