@@ -360,6 +360,11 @@ class AttestationService:
             self.store.add_signer(der, actor=actor, at=self.clock())
             result = "IsPresent"
         else:
+            current = self.store.list_signers()
+            if current == [der]:
+                raise OperationNotAllowed(
+                    "the last policy management certificate cannot be removed"
+                )
             self.store.remove_signer(der, actor=actor, at=self.clock())
             result = "IsAbsent"
         return self._token(

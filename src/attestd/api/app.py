@@ -22,9 +22,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from attestd import __version__
+from attestd.api.auth import Authenticator
 from attestd.api.problems import cloud_error, status_and_code
 from attestd.errors import AttestdError
-from attestd.service import AttestationService, InvalidRequest, NotAuthorized
+from attestd.service import AttestationService, InvalidRequest
 
 __all__ = ["create_app"]
 
@@ -84,15 +85,10 @@ def create_app(service: AttestationService) -> ASGIApp:
                 f"{', '.join(SUPPORTED_API_VERSIONS)})"
             )
 
+    authenticator = Authenticator(service)
+
     def admin(request: Request) -> str:
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise NotAuthorized("this operation needs 'Authorization: Bearer <administrator key>'")
-        name = service.store.verify_api_key(token.strip())
-        if name is None:
-            raise NotAuthorized("the bearer token is not a valid administrator key")
-        return f"apikey:{name}"
+        return authenticator.authenticate(request.headers.get("authorization"))
 
     def endpoint(fn: Callable[[Request], Awaitable[Any]]) -> Handler:
         async def handle(request: Request) -> Response:

@@ -42,6 +42,8 @@ def status_and_code(exc: AttestdError) -> tuple[int, str]:
         return 503, exc.code  # the service cannot judge now; the evidence may be fine
     if isinstance(exc, ConfigurationError):
         return 500, "ConfigurationError"
+    if exc.code == "StorageError":
+        return 503, "StorageError"
     return 500, "InternalError"
 
 
