@@ -17,11 +17,26 @@ TOML keys (all optional)::
     bundle = ""       # one bundle folder, or a folder of bundles (picked by FMSPC)
     pcs_url = ""      # Intel PCS v4 / PCCS base URL (used when bundle is empty)
 
+    [oidc]            # administrators may also authenticate with bearer JWTs from an OpenID issuer
+    issuer = ""                   # e.g. "https://login.microsoftonline.com/<tenant>/v2.0"; "" = off
+    audience = ""                 # required "aud" (e.g. the app registration's client id or URI)
+    role_claim = "roles"          # claim holding the roles (a list or a space-separated string);
+                                  # a dotted path ("realm_access.roles") if no claim has that name
+    admin_role = "Attestation.Administrator"   # role an administrator's token must carry
+    jwks_cache_seconds = 300      # how long the issuer's keys are trusted before refetching (30..86400)
+    algorithms = ["RS256", "ES256"]            # accepted "alg"s: RS*, PS*, ES*, EdDSA (never none/HS*)
+
+The issuer must be ``https://`` (``http://`` only for ``localhost`` / ``127.0.0.1`` / ``[::1]``,
+for tests and local development); its ``/.well-known/openid-configuration`` names the JWKS. API
+keys (``attestd_...``) keep working beside it. See :mod:`attestd.api.auth`.
+
 Environment: ``ATTESTD_CONFIG`` (path of the TOML file), ``ATTESTD_INSTANCE_URL``,
 ``ATTESTD_DATABASE``, ``ATTESTD_MODE``, ``ATTESTD_TOKEN_ALGORITHM``, ``ATTESTD_COLLATERAL``
 (bundle folder), ``ATTESTD_PCS_URL``, ``ATTESTD_VERIFICATION_TIME``, ``ATTESTD_MAX_BODY_BYTES``,
 ``ATTESTD_ATTEST_REQUIRES_AUTH``, ``ATTESTD_ALLOW_EXPIRED_COLLATERAL``, ``ATTESTD_ISOLATED_SIGNERS``
-(comma-separated PEM paths).
+(comma-separated PEM paths), ``ATTESTD_OIDC_ISSUER``, ``ATTESTD_OIDC_AUDIENCE``,
+``ATTESTD_OIDC_ROLE_CLAIM``, ``ATTESTD_OIDC_ADMIN_ROLE``, ``ATTESTD_OIDC_JWKS_CACHE_SECONDS``,
+``ATTESTD_OIDC_ALGORITHMS`` (comma-separated).
 """
 
 from __future__ import annotations
@@ -29,14 +44,22 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from attestd.errors import ConfigurationError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["OIDC_ALGORITHMS", "Settings", "load_settings"]
+
+#: Signature algorithms an OpenID issuer's tokens may use (asymmetric only: ``none`` and the HMAC
+#: ``HS*`` family are never accepted, whatever is configured).
+OIDC_ALGORITHMS = frozenset(
+    ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+)
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,12 @@ class Settings:
     isolated_signers: tuple[str, ...] = ()
     collateral_bundle: str = ""
     pcs_url: str = ""
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_role_claim: str = "roles"
+    oidc_admin_role: str = "Attestation.Administrator"
+    oidc_jwks_cache_seconds: int = 300
+    oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +92,49 @@ class Settings:
             raise ConfigurationError("max_body_bytes must be at least 1024")
         if self.instance_url.endswith("/"):
             object.__setattr__(self, "instance_url", self.instance_url.rstrip("/"))
+        if self.oidc_issuer:
+            self._check_oidc()
+
+    def _check_oidc(self) -> None:
+        issuer = self.oidc_issuer
+        try:
+            url = urlsplit(issuer)
+            host = url.hostname
+        except ValueError as exc:
+            raise ConfigurationError(f"oidc issuer {issuer!r} is not a URL: {exc}") from exc
+        if not host or url.scheme not in ("https", "http"):
+            raise ConfigurationError(f"oidc issuer {issuer!r} must be an https:// URL")
+        if url.scheme == "http" and host not in _LOOPBACK:
+            raise ConfigurationError(
+                f"oidc issuer {issuer!r} must be https:// (plain http only for localhost)"
+            )
+        if url.query or url.fragment or url.username or url.password:
+            raise ConfigurationError(
+                f"oidc issuer {issuer!r} must have no query, fragment or credentials"
+            )
+        if not self.oidc_audience.strip():
+            raise ConfigurationError("oidc audience is required when an oidc issuer is set")
+        if not self.oidc_role_claim.strip():
+            raise ConfigurationError("oidc role_claim must not be empty")
+        if not self.oidc_admin_role.strip() or any(c.isspace() for c in self.oidc_admin_role):
+            raise ConfigurationError(
+                f"oidc admin_role {self.oidc_admin_role!r} must be one non-empty word"
+            )
+        if not 30 <= self.oidc_jwks_cache_seconds <= 86400:
+            raise ConfigurationError("oidc jwks_cache_seconds must be between 30 and 86400")
+        algs = tuple(a.strip() for a in self.oidc_algorithms if a.strip())
+        if not algs:
+            raise ConfigurationError("oidc algorithms must name at least one algorithm")
+        for alg in algs:
+            if alg.lower() == "none" or alg.upper().startswith("HS"):
+                raise ConfigurationError(
+                    f"oidc algorithm {alg!r} is not allowed (only asymmetric signatures)"
+                )
+            if alg not in OIDC_ALGORITHMS:
+                raise ConfigurationError(
+                    f"oidc algorithm {alg!r}: expected some of {', '.join(sorted(OIDC_ALGORITHMS))}"
+                )
+        object.__setattr__(self, "oidc_algorithms", algs)
 
 
 def _time(value: str) -> datetime | None:
@@ -77,6 +149,21 @@ def _time(value: str) -> datetime | None:
     except ValueError as exc:
         raise ConfigurationError(f"verification_time {value!r} is not ISO 8601 or Unix") from exc
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A list of names: a TOML array, or a comma-separated string."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{name}: expected an integer, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{name}: expected an integer, got {value!r}") from exc
 
 
 def _bool(value: str) -> bool:
@@ -96,7 +183,10 @@ def load_settings(
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigurationError(f"config {path}: {exc}") from exc
     coll = data.pop("collateral", {}) or {}
-    s = Settings(
+    oidc = data.pop("oidc", {}) or {}
+    if not isinstance(oidc, dict):
+        raise ConfigurationError("config: [oidc] must be a table")
+    values: dict[str, Any] = dict(
         instance_url=str(data.get("instance_url", Settings.instance_url)),
         database=str(data.get("database", Settings.database)),
         mode=str(data.get("mode", Settings.mode)),
@@ -108,8 +198,16 @@ def load_settings(
         isolated_signers=tuple(str(p) for p in data.get("isolated_signers", ())),
         collateral_bundle=str(coll.get("bundle", "")),
         pcs_url=str(coll.get("pcs_url", "")),
+        oidc_issuer=str(oidc.get("issuer", "")),
+        oidc_audience=str(oidc.get("audience", "")),
+        oidc_role_claim=str(oidc.get("role_claim", Settings.oidc_role_claim)),
+        oidc_admin_role=str(oidc.get("admin_role", Settings.oidc_admin_role)),
+        oidc_jwks_cache_seconds=_int(
+            oidc.get("jwks_cache_seconds", Settings.oidc_jwks_cache_seconds),
+            "oidc jwks_cache_seconds",
+        ),
+        oidc_algorithms=_names(oidc.get("algorithms", Settings.oidc_algorithms)),
     )
-    overrides: dict[str, Any] = {}
     for key, name, conv in (
         ("ATTESTD_INSTANCE_URL", "instance_url", str),
         ("ATTESTD_DATABASE", "database", str),
@@ -122,10 +220,18 @@ def load_settings(
         ("ATTESTD_ATTEST_REQUIRES_AUTH", "attest_requires_auth", _bool),
         ("ATTESTD_ALLOW_EXPIRED_COLLATERAL", "allow_expired_collateral", _bool),
         ("ATTESTD_ISOLATED_SIGNERS", "isolated_signers", lambda v: tuple(v.split(","))),
+        ("ATTESTD_OIDC_ISSUER", "oidc_issuer", str),
+        ("ATTESTD_OIDC_AUDIENCE", "oidc_audience", str),
+        ("ATTESTD_OIDC_ROLE_CLAIM", "oidc_role_claim", str),
+        ("ATTESTD_OIDC_ADMIN_ROLE", "oidc_admin_role", str),
+        ("ATTESTD_OIDC_JWKS_CACHE_SECONDS", "oidc_jwks_cache_seconds", int),
+        ("ATTESTD_OIDC_ALGORITHMS", "oidc_algorithms", _names),
     ):
         if key in env and env[key] != "":
             try:
-                overrides[name] = conv(env[key])
+                values[name] = conv(env[key])
             except ValueError as exc:
                 raise ConfigurationError(f"{key}: {exc}") from exc
-    return replace(s, **overrides) if overrides else s
+    # One construction after the environment is applied: cross-field checks (an issuer needs an
+    # audience) see the final values, whichever source each came from.
+    return Settings(**values)
