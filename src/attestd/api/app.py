@@ -177,18 +177,20 @@ def create_app(service: AttestationService) -> ASGIApp:
     ]
     app = Starlette(routes=routes)
 
+    def _rid() -> str:
+        return f"00-{secrets.token_hex(16)}-0000000000000000-00"
+
     async def not_found(request: Request, exc: Exception) -> Response:
-        return _json(
-            cloud_error("NotFound", f"no operation {request.method} {request.url.path}"), 404
-        )
+        msg = f"no operation {request.method} {request.url.path}"
+        return _json(cloud_error("NotFound", msg), 404, _rid())
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return _json(
-            cloud_error(
-                "MethodNotAllowed", f"{request.method} is not allowed on {request.url.path}"
-            ),
-            405,
-        )
+        msg = f"{request.method} is not allowed on {request.url.path}"
+        response = _json(cloud_error("MethodNotAllowed", msg), 405, _rid())
+        allow = (getattr(exc, "headers", None) or {}).get("Allow")
+        if allow:  # RFC 9110 §15.5.6: a 405 lists the allowed methods
+            response.headers["Allow"] = allow
+        return response
 
     app.add_exception_handler(404, not_found)
     app.add_exception_handler(405, not_allowed)
