@@ -300,9 +300,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level=args.log_level,
+            access_log=not args.no_access_log,
         )
     else:
-        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(
+            create_app(service),
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=not args.no_access_log,
+        )
     return EXIT_OK
 
 
@@ -352,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the public URL (token issuer); default: settings, else http://HOST:PORT",
     )
     srv.add_argument("--log-level", default="info")
+    srv.add_argument("--no-access-log", action="store_true", help="do not log each request")
     srv.set_defaults(func=cmd_serve)
 
     ak = sub.add_parser("apikey", help="administrator API keys of the embedded store")
