@@ -131,7 +131,7 @@ class AttestationService:
         self.store = store or SQLiteStore(settings.database)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.verifier = DcapVerifier(
-            collateral=collateral or _collateral_source(settings),
+            collateral=collateral or _collateral_source(settings, self.store),
             allow_expired_collateral=settings.allow_expired_collateral,
         )
         self._lock = threading.Lock()
@@ -494,7 +494,9 @@ def _load_pem_cert(path: str) -> x509.Certificate:
         raise ConfigurationError(f"isolated signer {path}: {exc}") from exc
 
 
-def _collateral_source(settings: Settings) -> CollateralSource:
+def _collateral_source(settings: Settings, store: SQLiteStore) -> CollateralSource:
+    """Bundle folders when configured; otherwise Intel PCS (or a PCCS), its responses kept in
+    the store so that a restarted or offline instance serves what it fetched until nextUpdate."""
     if settings.collateral_bundle:
         from pathlib import Path
 
@@ -502,13 +504,9 @@ def _collateral_source(settings: Settings) -> CollateralSource:
         if (p / "tcb_info.json").is_file():
             return BundleDirectory(p)
         return BundleStore(p)
-    if settings.pcs_url:
-        from attestd.collateral.pcs import PcsClient
+    from attestd.collateral.pcs import DEFAULT_BASE_URL, PcsClient
 
-        return PcsClient(base_url=settings.pcs_url)
-    from attestd.collateral.pcs import PcsClient
-
-    return PcsClient()
+    return PcsClient(base_url=settings.pcs_url or DEFAULT_BASE_URL, persistent_cache=store)
 
 
 def dumps(obj: Any) -> bytes:

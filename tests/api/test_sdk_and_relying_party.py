@@ -181,3 +181,109 @@ def test_cli_attest_verify_and_policy(
     assert capsys.readouterr().out.strip() == policy.read_text().strip()
     assert main(["policy", "get", "sgxenclave", "--endpoint", url, "--admin-key", "wrong"]) == 1
     assert "Unauthorized" in capsys.readouterr().err
+
+
+def _signer(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = tmp_path / f"{name}.key", tmp_path / f"{name}.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def test_cli_isolated_instance_signers_and_signed_policies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key1, cert1 = _signer(tmp_path, "first-signer")
+    _, cert2 = _signer(tmp_path, "second-signer")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        instance_url=url,
+        database=str(tmp_path / "iso.sqlite3"),
+        collateral_bundle=str(SET),
+        verification_time=AT,
+        mode="isolated",
+        isolated_signers=(str(cert1),),
+    )
+    service = AttestationService(settings, store=SQLiteStore(settings.database))
+    admin = service.store.create_api_key("admin", at=datetime.now(UTC))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        common = ["--endpoint", url, "--admin-key", admin]
+        policy = VECTORS / "maa/policies/minimal_permit_all.txt"
+        # unsigned policy on an isolated instance: refused
+        assert main(["policy", "set", "SgxEnclave", str(policy), *common]) == 1
+        assert "InvalidOperation" in capsys.readouterr().err
+        signed = ["--key", str(key1), "--certificate", str(cert1)]
+        assert main(["policy", "set", "SgxEnclave", str(policy), *signed, *common]) == 0
+        assert "x-ms-policy-signer" in json.loads(capsys.readouterr().out)
+        # policy sign prints MAA's JWS, which verifies against the signer
+        assert main(["policy", "sign", str(policy), *signed]) == 0
+        from cryptography import x509
+
+        from attestd.policy.document import parse_policy_document, verify_policy_document
+
+        doc = parse_policy_document(capsys.readouterr().out.strip())
+        trusted = [x509.load_pem_x509_certificate(cert1.read_bytes())]
+        verify_policy_document(doc, trusted_signers=trusted, require_signed=True)
+        # signers: add the second (signed by the first), list, remove it, the last one stays
+        assert main(["signers", "add", str(cert2), *signed, *common]) == 0
+        assert json.loads(capsys.readouterr().out)["x-ms-policycertificates-result"] == "IsPresent"
+        assert main(["signers", "list", *common]) == 0
+        listed = capsys.readouterr().out
+        assert "first-signer" in listed and "second-signer" in listed
+        assert main(["signers", "remove", str(cert2), *signed, *common]) == 0
+        assert json.loads(capsys.readouterr().out)["x-ms-policycertificates-result"] == "IsAbsent"
+        assert main(["signers", "remove", str(cert1), *signed, *common]) == 1
+        assert "last policy management certificate" in capsys.readouterr().err
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        service.store.close()
+
+
+def test_cli_keys_rotate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATTESTD_DATABASE", str(tmp_path / "keys.sqlite3"))
+    monkeypatch.setenv("ATTESTD_COLLATERAL", str(SET))
+    assert main(["keys", "list"]) == 0
+    first = capsys.readouterr().out.strip().splitlines()
+    assert len(first) == 1 and "active" in first[0]
+    assert main(["keys", "rotate"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("active signing key is now")
+    assert len(out) == 3 and sum("retired" in line for line in out) == 1

@@ -592,3 +592,22 @@ def test_injected_client_is_used_and_left_open() -> None:
             "https://api.trustedservices.intel.com" + QE_ID,
         ]
     )
+
+
+def test_the_service_store_is_a_persistent_cache(
+    server: PcsReplay, make_client: Callable[..., PcsClient], tmp_path: Path
+) -> None:
+    """The service keeps PCS responses in its SQLite store: a restarted instance serves them
+    offline, byte-exact, until their nextUpdate."""
+    from attestd.store.sqlite import SQLiteStore
+
+    db = tmp_path / "attestd.sqlite3"
+    with SQLiteStore(db) as store:
+        first = spr(make_client(persistent_cache=store))
+    server.stop()
+    with SQLiteStore(db) as store:
+        assert spr(make_client(persistent_cache=store)) == first
+        cached = store.get_cached(server.url + "/tdx/certification/v4/qe/identity")
+        assert cached is not None and cached.next_update is not None
+        with pytest.raises(CollateralUnavailable, match="qe/identity"):
+            spr(make_client(persistent_cache=store, clock=Clock(NEXT[QE_ID])))

@@ -55,17 +55,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Protocol, Self
 from urllib.parse import unquote, urlencode
 
 import httpx
 
 from attestd import __version__
 from attestd.collateral.source import CaType, DcapCollateral, Tee
-from attestd.errors import CollateralMalformed, CollateralUnavailable, ConfigurationError
+from attestd.errors import (
+    AttestdError,
+    CollateralMalformed,
+    CollateralUnavailable,
+    ConfigurationError,
+)
 from attestd.pki.certs import load_crl
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_ROOT_CA_CRL_URL", "MAX_BODY_BYTES", "PcsClient"]
+if TYPE_CHECKING:
+    from attestd.store.base import CachedResponse
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_ROOT_CA_CRL_URL",
+    "MAX_BODY_BYTES",
+    "PcsClient",
+    "PersistentCache",
+]
 
 DEFAULT_BASE_URL = "https://api.trustedservices.intel.com"
 DEFAULT_ROOT_CA_CRL_URL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
@@ -87,6 +101,14 @@ _JSON_KEYS: dict[_Kind, str] = {"tcb_info": "tcbInfo", "qe_identity": "enclaveId
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class PersistentCache(Protocol):
+    """Where responses survive restarts (the service's store implements it)."""
+
+    def get_cached(self, url: str) -> CachedResponse | None: ...
+
+    def put_cached(self, response: CachedResponse) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +151,7 @@ class PcsClient:
         api_key: str | None = None,
         update: Literal["early", "standard"] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        persistent_cache: PersistentCache | None = None,
         clock: Callable[[], datetime] = _utc_now,
         client: httpx.Client | None = None,
         timeout: float = 10.0,
@@ -156,6 +179,7 @@ class PcsClient:
         )
         self._memory: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self.persistent_cache = persistent_cache
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -245,6 +269,15 @@ class PcsClient:
         return self.cache_dir / f"{name}.body", self.cache_dir / f"{name}.json"
 
     def _disk_load(self, url: str, kind: _Kind) -> _Entry | None:
+        if self.persistent_cache is not None:
+            got = self.persistent_cache.get_cached(url)
+            if got is None:
+                return None
+            try:
+                return _entry(url, kind, got.body, dict(got.headers))
+            except CollateralMalformed as exc:
+                _log.warning("ignoring the cached PCS response for %s: %s", url, exc)
+                return None
         paths = self._disk_paths(url)
         if paths is None:
             return None
@@ -263,6 +296,16 @@ class PcsClient:
             return None
 
     def _disk_store(self, url: str, entry: _Entry) -> None:
+        if self.persistent_cache is not None:
+            from attestd.store.base import CachedResponse
+
+            try:
+                self.persistent_cache.put_cached(
+                    CachedResponse(url, entry.body, entry.headers, self._now(), entry.next_update)
+                )
+            except AttestdError as exc:
+                _log.warning("cannot store the PCS response for %s: %s", url, exc.message)
+            return
         paths = self._disk_paths(url)
         if paths is None:
             return
