@@ -377,11 +377,92 @@ class AttestationService:
 
     # -- attestation ----------------------------------------------------------------------
 
+    # -- TPM protocol (maa-compat.md §1.4): messages are {"data": base64url(JSON)} -------------
+
+    def _context_key(self) -> tuple[str, bytes]:
+        """AES-256-GCM key protecting service contexts, derived from the active signing key, so
+        any replica of this instance can open a context and a key rotation retires them."""
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        secret = self._key.private_key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"attestd tpm service_context v1"
+        ).derive(secret)
+        return hashlib.sha256(key).hexdigest().upper(), key
+
+    def attest_tpm(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /attest/Tpm``. Step 1 (``{"type": "aikcert"}``) answers a fresh challenge and an
+        authenticated, expiring ``service_context`` that any replica can check; the later steps
+        (the attestation request and report) are not implemented yet."""
+        import os
+        import time
+
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        raw = b64url_decode(body.get("data"), "data")
+        try:
+            message = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidRequest(f"'data' is not base64url JSON: {exc}") from exc
+        payload = message.get("payload") if isinstance(message, dict) else None
+        if not isinstance(payload, dict):
+            raise InvalidRequest("the TPM message has no 'payload' object")
+        if self.active_policy("Tpm").compiled is None:
+            raise OperationNotAllowed(
+                "A VBS attestation policy has not been set on the attestation provider."
+            )
+        if payload.get("type") != "aikcert":
+            raise OperationNotAllowed(
+                "TPM attestation requests are not available on this instance yet "
+                "(only the aikcert challenge step)"
+            )
+        challenge = os.urandom(16)
+        name, key = self._context_key()
+        context = json.dumps(
+            {"challenge": b64url(challenge), "expires": int(time.time()) + 600, "v": 1},
+            separators=(",", ":"),
+        ).encode()
+        nonce = os.urandom(12)
+        sealed = nonce + AESGCM(key).encrypt(nonce, context, name.encode())
+        service_context = b64url(
+            json.dumps(
+                {"ProtectionKeyName": name, "ProtectedContext": b64url(sealed)},
+                separators=(",", ":"),
+            ).encode()
+        )
+        reply = {"payload": {"challenge": b64url(challenge), "service_context": service_context}}
+        return {"data": b64url(json.dumps(reply, separators=(",", ":")).encode())}
+
+    def open_service_context(self, service_context: str) -> dict[str, Any]:
+        """The context sealed by :meth:`attest_tpm`, if authentic and unexpired."""
+        import time
+
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        try:
+            outer = json.loads(b64url_decode(service_context, "service_context"))
+            sealed = b64url_decode(outer["ProtectedContext"], "ProtectedContext")
+            name, key = self._context_key()
+            if outer["ProtectionKeyName"] != name or len(sealed) < 13:
+                raise InvalidRequest("the service_context was not issued by this instance")
+            context = json.loads(AESGCM(key).decrypt(sealed[:12], sealed[12:], name.encode()))
+        except (KeyError, TypeError, ValueError, InvalidTag) as exc:
+            raise InvalidRequest("the service_context is not authentic") from exc
+        if not isinstance(context, dict) or context.get("expires", 0) < time.time():
+            raise InvalidRequest("the service_context has expired")
+        return context
+
     def attest(self, attestation_type: str, body: Mapping[str, Any]) -> str:
         """``POST /attest/{SgxEnclave,OpenEnclave,TdxVm}``: returns the token (a JWS)."""
         name = self._type(attestation_type)
         if name == "Tpm":
-            raise OperationNotAllowed("TPM attestation is not available on this instance yet")
+            raise OperationNotAllowed("TPM messages go to attest_tpm: {'data': ...}")
         field = "report" if name == "OpenEnclave" else "quote"
         evidence = b64url_decode(body.get(field), field)
         if name == "OpenEnclave":

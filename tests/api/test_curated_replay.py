@@ -541,19 +541,7 @@ TABLE = (
     ),
 )
 
-TPM_NOT_YET = (
-    "attestd has no TPM attestation yet: POST /attest/Tpm answers 400 InvalidOperation "
-    "(test_tpm_replay_gets_our_documented_error), where MAA answers the aikcert step with a "
-    "challenge"
-)
-CASES = [
-    pytest.param(
-        case,
-        id=case.id,
-        marks=[pytest.mark.xfail(strict=True, reason=TPM_NOT_YET)] if case.shape == "tpm" else [],
-    )
-    for case in TABLE
-]
+CASES = [pytest.param(case, id=case.id) for case in TABLE]
 
 
 # -- MAA's side ---------------------------------------------------------------------------------
@@ -667,9 +655,24 @@ def make_instance(tmp_path: Path) -> Iterator[Callable[[str], Instance]]:
         instance.service.store.close()
 
 
+TPM_POLICY = "version=1.0; authorizationrules{=> permit();}; issuancerules{};"
+
+
 def replay(case: Replay, make: Callable[[str], Instance]) -> tuple[Instance, Exchange, Any]:
     maa = recorded(case)
     ours = make(case.mode)
+    if case.shape == "tpm":
+        # MAA answers the TPM init only once a TPM policy is set (maa-compat §1.4); the SDK
+        # test that recorded it had set one. Set a permit-all TPM policy the same way.
+        from attestd.policy.document import unsigned_policy
+
+        r = ours.send(
+            "PUT",
+            "/policies/Tpm?api-version=2020-10-01",
+            "text/plain",
+            unsigned_policy(TPM_POLICY).encode(),
+        )
+        assert r.status_code == 200, r.text
     for step in case.before:
         data = _recording(step.recording)
         content_type = data["request_headers"]["Content-Type"][0]
@@ -801,18 +804,62 @@ def test_replay(case: Replay, make_instance: Callable[[str], Instance]) -> None:
         compare_openid(body, maa.response)
     elif case.shape == "tpm":
         assert set(body) == set(maa.response) == {"data"}
+        ours_msg, maa_msg = _tpm_message(body["data"]), _tpm_message(maa.response["data"])
+        assert set(ours_msg) == set(maa_msg) == {"payload"}
+        assert (
+            set(ours_msg["payload"]) == set(maa_msg["payload"]) == {"challenge", "service_context"}
+        )
+        assert (
+            len(_b64u(ours_msg["payload"]["challenge"]))
+            == len(_b64u(maa_msg["payload"]["challenge"]))
+            == 16
+        )
+        ours_ctx = json.loads(_b64u(ours_msg["payload"]["service_context"]))
+        maa_ctx = json.loads(_b64u(maa_msg["payload"]["service_context"]))
+        assert set(ours_ctx) == set(maa_ctx) == {"ProtectionKeyName", "ProtectedContext"}
+        assert len(ours_ctx["ProtectionKeyName"]) == len(maa_ctx["ProtectionKeyName"]) == 64
+        opened = instance.service.open_service_context(ours_msg["payload"]["service_context"])
+        assert opened["challenge"] == ours_msg["payload"]["challenge"]
     else:  # pragma: no cover - a typo in the table
         raise AssertionError(case.shape)
 
 
-def test_tpm_replay_gets_our_documented_error(make_instance: Callable[[str], Instance]) -> None:
-    """What attestd answers instead, until it has a TPM endpoint (AttestationService.attest)."""
+def _b64u(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _tpm_message(data: str) -> Any:
+    return json.loads(_b64u(data))
+
+
+def test_tpm_init_without_a_tpm_policy_is_refused(make_instance: Callable[[str], Instance]) -> None:
+    """MAA: 'A VBS attestation policy has not been set on the attestation provider.'"""
     (case,) = [c for c in TABLE if c.shape == "tpm"]
-    _, _, r = replay(case, make_instance)
+    maa = recorded(case)
+    ours = make_instance(case.mode)
+    r = ours.send(maa.method, maa.target, maa.content_type, maa.body)
     assert r.status_code == 400
     error = r.json()["error"]
-    assert error["code"] == error["innererror"]["code"] == "InvalidOperation"
-    assert "TPM attestation is not available" in error["message"]
+    assert error["code"] == "InvalidOperation"
+    assert "policy has not been set" in error["message"]
+
+
+def test_tpm_service_context_is_authenticated(make_instance: Callable[[str], Instance]) -> None:
+    from attestd.service import InvalidRequest
+
+    (case,) = [c for c in TABLE if c.shape == "tpm"]
+    ours, _, r = replay(case, make_instance)
+    context = _tpm_message(r.json()["data"])["payload"]["service_context"]
+    outer = json.loads(_b64u(context))
+    sealed = bytearray(_b64u(outer["ProtectedContext"]))
+    sealed[-1] ^= 1
+    outer["ProtectedContext"] = base64.urlsafe_b64encode(bytes(sealed)).rstrip(b"=").decode()
+    forged = base64.urlsafe_b64encode(json.dumps(outer).encode()).rstrip(b"=").decode()
+    with pytest.raises(InvalidRequest):
+        ours.service.open_service_context(forged)
+    ours.service.rotate_signing_key()  # a rotation retires outstanding contexts
+    with pytest.raises(InvalidRequest):
+        ours.service.open_service_context(context)
 
 
 def test_the_table_covers_every_curated_recording() -> None:

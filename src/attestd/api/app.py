@@ -114,6 +114,8 @@ def create_app(service: AttestationService) -> ASGIApp:
             raise InvalidRequest(f"the request body is not JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object")
+        if request.path_params["type"].lower() == "tpm":
+            return service.attest_tpm(body)
         token = await run(service.attest, request.path_params["type"], body)
         return {"token": token}
 
@@ -222,7 +224,10 @@ def create_app(service: AttestationService) -> ASGIApp:
                 raise InvalidRequest(f"the request body is not JSON: {exc}") from exc
             if not isinstance(body, dict):
                 raise InvalidRequest("the request body must be a JSON object")
-            payload = orjson.dumps({"token": service.attest(kind, body)})
+            if kind == "tpm":
+                payload = orjson.dumps(service.attest_tpm(body))
+            else:
+                payload = orjson.dumps({"token": service.attest(kind, body)})
         except _TooLarge:
             status = 413
             payload = orjson.dumps(
