@@ -22,7 +22,11 @@ Our exception hierarchy::
     │       ├── TdxModuleMismatch          TDX module identity not found or not matching
     │       ├── TcbNotSupported            no TCB level matches the platform
     │       ├── TcbRevoked                 the matched TCB level (platform, QE or module) is Revoked
-    │       └── TcbStatusUnrecognized      the collateral carries a status we do not know
+    │       ├── TcbStatusUnrecognized      the collateral carries a status we do not know
+    │       ├── AttestNotTpmGenerated      TPMS_ATTEST magic is not TPM_GENERATED_VALUE
+    │       ├── AttestNotQuote             TPMS_ATTEST is not a quote
+    │       ├── QualifyingDataMismatch     TPM quote extraData is not the nonce
+    │       └── PcrDigestMismatch          PCR values do not hash to the signed pcrDigest
     ├── CollateralError                    the verifier's inputs are at fault (service error)
     │   ├── CollateralMalformed            collateral does not parse
     │   ├── CollateralSignatureInvalid     collateral or its issuer chain does not verify
@@ -43,6 +47,8 @@ Policy evaluation never raises for an unauthorized result: that is a result, not
 from __future__ import annotations
 
 __all__ = [
+    "AttestNotQuote",
+    "AttestNotTpmGenerated",
     "AttestdError",
     "CertificateExpired",
     "CertificateRevoked",
@@ -59,6 +65,7 @@ __all__ = [
     "InvalidQeReportSignature",
     "InvalidQuoteSignature",
     "MalformedEvidence",
+    "PcrDigestMismatch",
     "PolicyDocumentError",
     "PolicyError",
     "PolicyParsingError",
@@ -66,6 +73,7 @@ __all__ = [
     "PolicySignatureInvalid",
     "QeIdentityMismatch",
     "QeReportDataMismatch",
+    "QualifyingDataMismatch",
     "TcbInfoMismatch",
     "TcbNotSupported",
     "TcbRevoked",
@@ -165,6 +173,36 @@ class TcbRevoked(VerificationError):
 
 class TcbStatusUnrecognized(VerificationError):
     code = "TcbStatusUnrecognized"
+
+
+class AttestNotTpmGenerated(VerificationError):
+    """``TPMS_ATTEST.magic`` is not ``TPM_GENERATED_VALUE``: the TPM did not produce it."""
+
+    code = "AttestNotTpmGenerated"
+
+
+class AttestNotQuote(VerificationError):
+    """``TPMS_ATTEST.type`` is not ``TPM_ST_ATTEST_QUOTE`` (e.g. a certify or creation
+    attestation signed by the same AK)."""
+
+    code = "AttestNotQuote"
+
+
+class QualifyingDataMismatch(VerificationError):
+    """``TPMS_ATTEST.extraData`` is not the verifier's qualifying data (nonce)."""
+
+    code = "QualifyingDataMismatch"
+
+
+class PcrDigestMismatch(VerificationError):
+    """The PCR values do not hash to the signed ``pcrDigest``. ``selection`` names the banks
+    and PCRs that were hashed (``sha256:0,1,2 sha1:0,1,2``)."""
+
+    code = "PcrDigestMismatch"
+
+    def __init__(self, message: str, *, selection: str) -> None:
+        super().__init__(message)
+        self.selection = selection
 
 
 class CollateralError(AttestdError):
