@@ -1,0 +1,296 @@
+"""A real software TPM 2.0 (swtpm) for tests, driven by tpm2-tools.
+
+:func:`start_swtpm` manufactures a fresh TPM in a directory of the test's own (``tmp_path``):
+``swtpm_setup --tpm2 --create-ek-cert --create-platform-cert`` with a private ``swtpm_localca``
+(its own root and issuer, created on first use, in the same directory; see
+``shared/docs/tpm.md`` §1), so the TPM has an RSA-2048 EK at ``0x81010001`` with its
+certificate in NV ``0x1c00002``, an ECC P-384 EK at ``0x81010016`` (certificate ``0x1c00016``)
+and a platform certificate (``0x1c08000``). It then runs ``swtpm socket`` on two consecutive
+free loopback ports (command port ``N``, control port ``N + 1``, as the libtss2 swtpm TCTI
+expects) and yields a :class:`Swtpm` whose :attr:`Swtpm.tcti` is
+``swtpm:host=127.0.0.1,port=N`` for tpm2-tools (``TPM2TOOLS_TCTI`` / ``-T``).
+:func:`swtpm_tcti` yields just that string.
+
+On exit the TPM is shut down in order (``tpm2_shutdown -c``, so the dictionary-attack counter
+does not move), the process is stopped (``swtpm_ioctl -s``, then terminate/kill if it lingers)
+and its directory is removed.
+
+Nothing is skipped: CI installs swtpm, swtpm-tools and tpm2-tools, so a missing program fails
+the test, naming the package to install.
+
+The swtpm TCTI has no resource manager: :meth:`Swtpm.run` flushes transient objects and loaded
+sessions after every tool, or the TPM runs out of object slots after a few commands (saved
+sessions, such as a policy session from ``tpm2_startauthsession``, survive).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+__all__ = ["Swtpm", "require_programs", "start_swtpm", "swtpm_tcti"]
+
+_SWTPM_PROGRAMS = {
+    "swtpm": "swtpm",
+    "swtpm_setup": "swtpm-tools",
+    "swtpm_localca": "swtpm-tools",
+    "swtpm_ioctl": "swtpm-tools",
+    "tpm2_shutdown": "tpm2-tools",
+    "tpm2_flushcontext": "tpm2-tools",
+}
+_HOST = "127.0.0.1"
+_START_ATTEMPTS = 5
+_READY_TIMEOUT = 10.0
+_TOOL_TIMEOUT = 60.0
+
+
+def require_programs(programs: dict[str, str]) -> None:
+    """Fail (never skip) the calling test if a program is missing; ``programs`` maps each
+    program to the Debian package that provides it."""
+    missing = sorted(
+        f"{p} (apt-get install {pkg})" for p, pkg in programs.items() if not shutil.which(p)
+    )
+    if missing:
+        pytest.fail(
+            "a real software TPM is required and these programs are not on PATH: "
+            + ", ".join(missing)
+            + ". CI installs swtpm, swtpm-tools and tpm2-tools; install them locally too.",
+            pytrace=False,
+        )
+
+
+def _free_port_pair() -> int:
+    """A port ``N`` with ``N`` and ``N + 1`` free on the loopback interface right now."""
+    for _ in range(100):
+        with socket.socket() as a:
+            a.bind((_HOST, 0))
+            port = int(a.getsockname()[1])
+            if port >= 65535:
+                continue
+            with socket.socket() as b:
+                try:
+                    b.bind((_HOST, port + 1))
+                except OSError:
+                    continue
+        return port
+    pytest.fail("no two consecutive free loopback ports for swtpm", pytrace=False)
+
+
+def _run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [os.fspath(a) for a in argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        timeout=_TOOL_TIMEOUT,
+        check=False,
+    )
+
+
+def _describe(result: subprocess.CompletedProcess[bytes]) -> str:
+    argv = result.args if isinstance(result.args, list) else [result.args]
+    return (
+        f"`{' '.join(map(str, argv))}` exited {result.returncode}\n"
+        f"stdout: {result.stdout.decode(errors='replace').strip()}\n"
+        f"stderr: {result.stderr.decode(errors='replace').strip()}"
+    )
+
+
+@dataclass(frozen=True)
+class Swtpm:
+    """A running swtpm. ``tcti`` is the tpm2-tools TCTI string; ``directory`` holds its state
+    (``state/``) and its private local CA (``localca/``, with ``swtpm-localca-rootca-cert.pem``
+    and ``issuercert.pem``)."""
+
+    tcti: str
+    port: int
+    ctrl_port: int
+    directory: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment for tpm2-tools with ``TPM2TOOLS_TCTI`` set to this TPM."""
+        return {**os.environ, "TPM2TOOLS_TCTI": self.tcti}
+
+    @property
+    def ca_certificates(self) -> tuple[Path, Path]:
+        """(root, issuer) PEM certificates of the local CA that signed the EK certificates."""
+        ca = self.directory / "localca"
+        return ca / "swtpm-localca-rootca-cert.pem", ca / "issuercert.pem"
+
+    def run(
+        self,
+        *argv: str | os.PathLike[str],
+        cwd: Path,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run one tpm2-tools command against this TPM in ``cwd``, then flush transient
+        objects and loaded sessions. With ``check`` a non-zero exit fails the test with the
+        command's output."""
+        result = _run(argv, env=self.env, cwd=cwd)
+        for what in ("-t", "-l"):
+            _run(["tpm2_flushcontext", what], env=self.env, cwd=cwd)
+        if check and result.returncode != 0:
+            pytest.fail(_describe(result), pytrace=False)
+        return result
+
+
+def _write_ca_config(root: Path) -> Path:
+    """swtpm_setup.conf pointing at swtpm_localca with a CA in ``root/localca`` (created by
+    swtpm_localca on first use: root CA + signing key + issuer certificate)."""
+    ca = root / "localca"
+    ca.mkdir()
+    localca_conf = ca / "swtpm-localca.conf"
+    localca_conf.write_text(
+        f"statedir = {ca}\n"
+        f"signingkey = {ca / 'signkey.pem'}\n"
+        f"issuercert = {ca / 'issuercert.pem'}\n"
+        f"certserial = {ca / 'certserial'}\n"
+    )
+    localca_options = ca / "swtpm-localca.options"
+    localca_options.write_text(
+        "--platform-manufacturer attestd-tests\n--platform-version 2.1\n--platform-model swtpm\n"
+    )
+    setup_conf = ca / "swtpm_setup.conf"
+    setup_conf.write_text(
+        f"create_certs_tool = {shutil.which('swtpm_localca')}\n"
+        f"create_certs_tool_config = {localca_conf}\n"
+        f"create_certs_tool_options = {localca_options}\n"
+    )
+    return setup_conf
+
+
+def _manufacture(root: Path) -> Path:
+    state = root / "state"
+    state.mkdir()
+    setup_conf = _write_ca_config(root)
+    tmp = root / "tmp"
+    tmp.mkdir()
+    result = _run(
+        [
+            "swtpm_setup",
+            "--tpm2",
+            "--tpmstate",
+            state,
+            "--create-ek-cert",
+            "--create-platform-cert",
+            "--overwrite",
+            "--config",
+            setup_conf,
+            "--pcr-banks",
+            "sha1,sha256",
+        ],
+        env={**os.environ, "TMPDIR": str(tmp)},
+        cwd=root,
+    )
+    if result.returncode != 0:
+        pytest.fail("swtpm_setup failed: " + _describe(result), pytrace=False)
+    return state
+
+
+def _wait_ready(process: subprocess.Popen[bytes], port: int, ctrl_port: int) -> bool:
+    """True once both ports accept connections; False if swtpm exited (e.g. a port was taken
+    between choosing and binding it)."""
+    deadline = time.monotonic() + _READY_TIMEOUT
+    pending = [ctrl_port, port]
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((_HOST, pending[0]), timeout=0.2):
+                pass
+        except OSError:
+            time.sleep(0.02)
+            continue
+        pending.pop(0)
+        if not pending:
+            return True
+    return False
+
+
+def _stop(tpm: Swtpm) -> None:
+    try:
+        _run(["tpm2_shutdown", "-c"], env=tpm.env)
+        _run(["swtpm_ioctl", "--tcp", f"{_HOST}:{tpm.ctrl_port}", "-s"])
+        tpm.process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if tpm.process.poll() is None:
+            tpm.process.terminate()
+            try:
+                tpm.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                tpm.process.kill()
+                tpm.process.wait(timeout=5)
+
+
+@contextmanager
+def start_swtpm(directory: Path) -> Iterator[Swtpm]:
+    """Manufacture and run a fresh swtpm under ``directory/swtpm`` (``directory`` is typically
+    ``tmp_path``); stop it and remove ``directory/swtpm`` on exit."""
+    require_programs(_SWTPM_PROGRAMS)
+    root = Path(directory) / "swtpm"
+    root.mkdir()
+    try:
+        state = _manufacture(root)
+        log = root / "swtpm.log"
+        for _ in range(_START_ATTEMPTS):
+            port = _free_port_pair()
+            with log.open("ab") as out:
+                process = subprocess.Popen(
+                    [
+                        "swtpm",
+                        "socket",
+                        "--tpm2",
+                        "--server",
+                        f"type=tcp,port={port},bindaddr={_HOST}",
+                        "--ctrl",
+                        f"type=tcp,port={port + 1},bindaddr={_HOST}",
+                        "--tpmstate",
+                        f"dir={state}",
+                        "--flags",
+                        "not-need-init,startup-clear",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            tpm = Swtpm(f"swtpm:host={_HOST},port={port}", port, port + 1, root, process)
+            if _wait_ready(process, port, port + 1):
+                break
+            _stop(tpm)
+        else:
+            pytest.fail(
+                f"swtpm did not start after {_START_ATTEMPTS} attempts; its log:\n"
+                + log.read_text(errors="replace"),
+                pytrace=False,
+            )
+        try:
+            yield tpm
+        finally:
+            _stop(tpm)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def swtpm_tcti(directory: Path) -> Iterator[str]:
+    """:func:`start_swtpm`, yielding only the TCTI string (``swtpm:host=127.0.0.1,port=N``)."""
+    with start_swtpm(directory) as tpm:
+        yield tpm.tcti
