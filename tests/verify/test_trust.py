@@ -47,3 +47,13 @@ def test_issuer_chain_certificate_with_altered_outer_algorithm_is_rejected(index
     for v in (verifier, DcapVerifier(collateral=BundleDirectory(FOLDER))):  # warm and cold
         with pytest.raises(AttestdError):
             v.verify(quote, at=AT, collateral=bad)
+
+
+def test_pem_marker_inside_a_line_is_not_a_block() -> None:
+    """Found by fuzzing: ``------BEGIN CERTIFICATE-----`` (one dash too many) is not a PEM
+    boundary (RFC 7468), so the issuer chain is short a certificate and is rejected."""
+    good = DcapCollateral.from_directory(FOLDER)
+    bad = replace(good, pck_crl_issuer_chain=b"-" + good.pck_crl_issuer_chain)
+    quote = (FOLDER / "quote.bin").read_bytes()
+    with pytest.raises(AttestdError):
+        DcapVerifier(collateral=BundleDirectory(FOLDER)).verify(quote, at=AT, collateral=bad)

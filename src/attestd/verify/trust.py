@@ -475,14 +475,17 @@ _PEM_BEGIN, _PEM_END = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE---
 
 
 def _pem_blocks(data: bytes) -> list[bytes]:
-    """The PEM certificate blocks of ``data``, each as its exact text."""
+    """The PEM certificate blocks of ``data``, each as its exact text. RFC 7468 §2: the
+    encapsulation boundaries start a line; a marker inside other text (``------BEGIN``) is not
+    one, so that block is skipped, as cryptography's own PEM reader skips it."""
     out, pos = [], 0
     while (i := data.find(_PEM_BEGIN, pos)) >= 0:
         j = data.find(_PEM_END, i)
         if j < 0:
             break
         pos = j + len(_PEM_END)
-        out.append(data[i:pos])
+        if i == 0 or data[i - 1] in b"\n\r":
+            out.append(data[i:pos])
     return out
 
 
