@@ -12,6 +12,8 @@ TOML keys (all optional)::
     verification_time = ""                    # fixed ISO 8601 time for archival instances
     allow_expired_collateral = false          # audit mode (tokens say so)
     isolated_signers = []                     # PEM files of the initial policy signers
+    tpm_aik_roots = []                        # PEM files of the CAs AIK certificates chain to
+                                              # (/attest/Tpm; each file may hold several certs)
 
     [collateral]
     bundle = ""       # one bundle folder, or a folder of bundles (picked by FMSPC)
@@ -36,7 +38,13 @@ Environment: ``ATTESTD_CONFIG`` (path of the TOML file), ``ATTESTD_INSTANCE_URL`
 ``ATTESTD_ATTEST_REQUIRES_AUTH``, ``ATTESTD_ALLOW_EXPIRED_COLLATERAL``, ``ATTESTD_ISOLATED_SIGNERS``
 (comma-separated PEM paths), ``ATTESTD_OIDC_ISSUER``, ``ATTESTD_OIDC_AUDIENCE``,
 ``ATTESTD_OIDC_ROLE_CLAIM``, ``ATTESTD_OIDC_ADMIN_ROLE``, ``ATTESTD_OIDC_JWKS_CACHE_SECONDS``,
-``ATTESTD_OIDC_ALGORITHMS`` (comma-separated).
+``ATTESTD_OIDC_ALGORITHMS`` (comma-separated), ``ATTESTD_TPM_AIK_ROOTS`` (comma-separated PEM paths).
+
+``tpm_aik_roots`` are the trust anchors of TPM attestation (``POST /attest/Tpm``): with the TPM
+policy's ``require_valid_aik_cert`` property true (MAA's default) the request's ``aik_cert`` must
+chain to one of these certificates (directly or through intermediates sent with it), be valid now,
+and certify the key that signed the quote. With no roots configured every such request fails
+unless the policy sets ``require_valid_aik_cert`` to false.
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ class Settings:
     verification_time: datetime | None = None
     allow_expired_collateral: bool = False
     isolated_signers: tuple[str, ...] = ()
+    tpm_aik_roots: tuple[str, ...] = ()
     collateral_bundle: str = ""
     pcs_url: str = ""
     oidc_issuer: str = ""
@@ -196,6 +205,7 @@ def load_settings(
         verification_time=_time(str(data.get("verification_time", ""))),
         allow_expired_collateral=bool(data.get("allow_expired_collateral", False)),
         isolated_signers=tuple(str(p) for p in data.get("isolated_signers", ())),
+        tpm_aik_roots=_names(data.get("tpm_aik_roots", ())),
         collateral_bundle=str(coll.get("bundle", "")),
         pcs_url=str(coll.get("pcs_url", "")),
         oidc_issuer=str(oidc.get("issuer", "")),
@@ -220,6 +230,7 @@ def load_settings(
         ("ATTESTD_ATTEST_REQUIRES_AUTH", "attest_requires_auth", _bool),
         ("ATTESTD_ALLOW_EXPIRED_COLLATERAL", "allow_expired_collateral", _bool),
         ("ATTESTD_ISOLATED_SIGNERS", "isolated_signers", lambda v: tuple(v.split(","))),
+        ("ATTESTD_TPM_AIK_ROOTS", "tpm_aik_roots", _names),
         ("ATTESTD_OIDC_ISSUER", "oidc_issuer", str),
         ("ATTESTD_OIDC_AUDIENCE", "oidc_audience", str),
         ("ATTESTD_OIDC_ROLE_CLAIM", "oidc_role_claim", str),

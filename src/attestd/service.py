@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from cryptography import x509
@@ -72,6 +72,10 @@ ATTESTATION_TYPES = {
     "tpm": "Tpm",
 }
 _NO_POLICY = "eyJhbGciOiJub25lIn0.."
+#: How long a TPM ``service_context`` (step 1) stays usable.
+TPM_CONTEXT_LIFETIME = timedelta(minutes=10)
+#: MAA's TPM reports are valid from 300 s before their ``iat`` (maa-compat.md §2.2).
+TPM_NBF_SKEW = timedelta(seconds=300)
 
 
 class InvalidRequest(AttestdError):
@@ -136,6 +140,8 @@ class AttestationService:
         )
         self._lock = threading.Lock()
         self._policies: dict[str, _ActivePolicy] = {}
+        self._used_challenges: dict[str, int] = {}  # TPM step 1 challenges already answered
+        self._tpm_roots: list[x509.Certificate] | None = None
         self._key = self._signing_key()
         if settings.mode == "isolated" and not self.store.list_signers():
             ders = [_load_pem_cert(p).public_bytes(Encoding.DER) for p in settings.isolated_signers]
@@ -396,14 +402,10 @@ class AttestationService:
         return hashlib.sha256(key).hexdigest().upper(), key
 
     def attest_tpm(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """``POST /attest/Tpm``. Step 1 (``{"type": "aikcert"}``) answers a fresh challenge and an
-        authenticated, expiring ``service_context`` that any replica can check; the later steps
-        (the attestation request and report) are not implemented yet."""
-        import os
-        import time
-
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+        """``POST /attest/Tpm`` (maa-compat.md §1.4). Step 1 (``{"type": "aikcert"}``) answers a
+        fresh challenge and an authenticated, expiring ``service_context`` that any replica can
+        check. Step 2 (``{"request": "<attReqV2 JWS>"}``) is verified by
+        :mod:`attestd.verify.tpm_request` and answered with step 3, ``{"report": "<JWT>"}``."""
         raw = b64url_decode(body.get("data"), "data")
         try:
             message = json.loads(raw)
@@ -416,15 +418,27 @@ class AttestationService:
             raise OperationNotAllowed(
                 "A VBS attestation policy has not been set on the attestation provider."
             )
-        if payload.get("type") != "aikcert":
-            raise OperationNotAllowed(
-                "TPM attestation requests are not available on this instance yet "
-                "(only the aikcert challenge step)"
+        if payload.get("type") == "aikcert":
+            reply = self._tpm_challenge()
+        elif "request" in payload:
+            reply = {"report": self._tpm_report(payload["request"])}
+        else:
+            raise InvalidRequest(
+                "the TPM message payload is neither {'type': 'aikcert'} (step 1) nor "
+                "{'request': <attReqV2 JWS>} (step 2)"
             )
+        return {"data": b64url(json.dumps({"payload": reply}, separators=(",", ":")).encode())}
+
+    def _tpm_challenge(self) -> dict[str, Any]:
+        import os
+
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         challenge = os.urandom(16)
         name, key = self._context_key()
+        expires = int(self.clock().timestamp()) + int(TPM_CONTEXT_LIFETIME.total_seconds())
         context = json.dumps(
-            {"challenge": b64url(challenge), "expires": int(time.time()) + 600, "v": 1},
+            {"challenge": b64url(challenge), "expires": expires, "v": 1},
             separators=(",", ":"),
         ).encode()
         nonce = os.urandom(12)
@@ -435,13 +449,10 @@ class AttestationService:
                 separators=(",", ":"),
             ).encode()
         )
-        reply = {"payload": {"challenge": b64url(challenge), "service_context": service_context}}
-        return {"data": b64url(json.dumps(reply, separators=(",", ":")).encode())}
+        return {"challenge": b64url(challenge), "service_context": service_context}
 
     def open_service_context(self, service_context: str) -> dict[str, Any]:
         """The context sealed by :meth:`attest_tpm`, if authentic and unexpired."""
-        import time
-
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -454,9 +465,132 @@ class AttestationService:
             context = json.loads(AESGCM(key).decrypt(sealed[:12], sealed[12:], name.encode()))
         except (KeyError, TypeError, ValueError, InvalidTag) as exc:
             raise InvalidRequest("the service_context is not authentic") from exc
-        if not isinstance(context, dict) or context.get("expires", 0) < time.time():
-            raise InvalidRequest("the service_context has expired")
+        if not isinstance(context, dict) or context.get("expires", 0) < self.clock().timestamp():
+            raise InvalidRequest("the service_context has expired: start again with step 1")
         return context
+
+    def _consume_challenge(self, challenge: str, expires: int) -> None:
+        """A service context answers one request: its challenge is remembered (in this
+        process) until the context expires."""
+        now = self.clock().timestamp()
+        with self._lock:
+            for old in [c for c, t in self._used_challenges.items() if t < now]:
+                del self._used_challenges[old]
+            if challenge in self._used_challenges:
+                raise InvalidRequest(
+                    "the service_context has already been used: start again with step 1"
+                )
+            self._used_challenges[challenge] = expires
+
+    def _aik_roots(self) -> list[x509.Certificate]:
+        if self._tpm_roots is None:
+            roots: list[x509.Certificate] = []
+            for path in self.settings.tpm_aik_roots:
+                try:
+                    with open(path, "rb") as f:
+                        roots.extend(x509.load_pem_x509_certificates(f.read()))
+                except (OSError, ValueError) as exc:
+                    raise ConfigurationError(f"tpm_aik_roots {path}: {exc}") from exc
+            self._tpm_roots = roots
+        return self._tpm_roots
+
+    def _tpm_report(self, jws: object) -> str:
+        """Step 2: verify the attReqV2 request, evaluate the Tpm policy, issue the report."""
+        import secrets
+        from dataclasses import replace
+
+        from attestd.policy import claims_from_json
+        from attestd.verify.tpm_request import (
+            DEFAULT_REQUIRED_PCR_MASK,
+            parse_request,
+            verify_attestation,
+        )
+
+        request = parse_request(jws)
+        context = self.open_service_context(request.service_context)
+        if context.get("challenge") != b64url(request.challenge):
+            raise InvalidRequest(
+                "att_data.challenge is not the challenge this service_context was issued with"
+            )
+        self._consume_challenge(str(context["challenge"]), int(context["expires"]))
+
+        active = self.active_policy("Tpm")
+        assert active.compiled is not None  # attest_tpm checked
+        config_only = replace(
+            active.compiled,
+            rules=tuple(r for r in active.compiled.rules if r.section == "configurationrules"),
+        )
+        properties = evaluate(config_only, []).properties
+        require = _property(properties, "require_valid_aik_cert", bool, True)
+        mask = _property(properties, "required_pcr_mask", int, DEFAULT_REQUIRED_PCR_MASK)
+        minutes = _property(properties, "report_validity_in_minutes", int, 24 * 60)
+        if not 0 <= mask <= 0xFFFFFF:
+            raise PolicyEvaluationFailed(f"required_pcr_mask 0x{mask:X} is not a 24-bit mask")
+        if not 1 <= minutes <= 365 * 24 * 60:
+            raise PolicyEvaluationFailed(
+                f"report_validity_in_minutes {minutes} is not between 1 and 525600 (one year)"
+            )
+
+        at = self.settings.verification_time or self.clock()
+        verified = verify_attestation(
+            request,
+            roots=self._aik_roots(),
+            require_valid_aik_cert=require,
+            required_pcr_mask=mask,
+            at=at,
+        )
+        evaluation = evaluate(active.compiled, claims_from_json(verified.claims))
+        if not evaluation.authorized:
+            why = "; ".join(t for t in evaluation.trace if t.startswith("not authorized"))
+            raise PolicyEvaluationFailed(
+                f"Policy Engine Exception: {evaluation.reason} Explanation: {why}"
+            )
+        claims: dict[str, Any] = {
+            "cnf": {"jwk": request.request_jwk},
+            "ver": "1.0",
+            "x-ms-policy": dict(evaluation.issued),
+            "x-ms-policy-hash": active.hash,
+            "x-ms-tpm-request-key": verified.claims["x-ms-tpm-request-key"],
+            "x-ms-ver": "1.0",
+        }
+        if request.rp_data is not None:
+            claims["rp_data"] = request.rp_data
+        nonce = request.nonce if request.nonce is not None else request.rp_data
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if active.document is not None and active.document.signed:
+            claims["x-ms-policy-signer"] = active.document.signer_jwk(form="attestation")
+        return self._tpm_token(claims, timedelta(minutes=minutes), jti=secrets.token_hex(20))
+
+    def _tpm_token(self, claims: Mapping[str, Any], lifetime: timedelta, *, jti: str) -> str:
+        """MAA's TPM report (maa-compat.md §2.2): ``nbf = iat - 300``, a 40-hex ``jti``,
+        otherwise signed like every attestation token (:func:`issue_token`'s header, sorted
+        compact payload)."""
+        from attestd.token.issue import canonical_json
+
+        now = self.clock()
+        if not self._key.not_before <= now <= self._key.not_after:
+            raise ConfigurationError(f"signing key {self._key.kid} is not valid now")
+        iat = int(now.timestamp())
+        body = {
+            **claims,
+            "exp": iat + int(lifetime.total_seconds()),
+            "iat": iat,
+            "iss": self.settings.instance_url,
+            "jti": jti,
+            "nbf": iat - int(TPM_NBF_SKEW.total_seconds()),
+        }
+        header = {
+            "alg": self._key.algorithm,
+            "jku": f"{self.settings.instance_url}/certs",
+            "kid": self._key.kid,
+            "typ": "JWT",
+        }
+        signing_input = (
+            b64url(canonical_json(header)).encode() + b"." + b64url(canonical_json(body)).encode()
+        )
+        signature = b64url(_sign_with(self._key, signing_input)).encode()
+        return (signing_input + b"." + signature).decode()
 
     def attest(self, attestation_type: str, body: Mapping[str, Any]) -> str:
         """``POST /attest/{SgxEnclave,OpenEnclave,TdxVm}``: returns the token (a JWS)."""
@@ -565,6 +699,33 @@ class AttestationService:
             claims["x-ms-sgx-ehd"] = ehd
             claims["maa-ehd"] = ehd
             claims["aas-ehd"] = ehd
+
+
+_T = TypeVar("_T", bool, int)
+
+
+def _property(properties: Mapping[str, Any], name: str, kind: type[_T], default: _T) -> _T:
+    """A configuration-rule property of the Tpm policy (maa-compat.md §3.4), typed."""
+    value = properties.get(name, default)
+    if type(value) is not kind:
+        raise PolicyEvaluationFailed(
+            f"the policy property {name} must be {'a Boolean' if kind is bool else 'an integer'},"
+            f" not {value!r}"
+        )
+    return value
+
+
+def _sign_with(key: SigningKey, data: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    private_key = key.private_key
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+    r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hashes.SHA256())))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def _load_pem_cert(path: str) -> x509.Certificate:

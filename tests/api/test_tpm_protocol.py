@@ -1,0 +1,462 @@
+"""MAA's TPM protocol (maa-compat.md §1.4) end to end against a REAL swtpm: init through the app,
+an attReqV2 request built here from a real tpm2-tools quote of PCRs into which a real TCG log
+(go-eventlog ``cos-85-amd-sev.bin``: StartupLocality 0, Secure Boot on) was extended, and the
+report JWT checked against /certs and MAA's TPM token shape (§2.2)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
+from starlette.testclient import TestClient
+
+from attestd.api.app import create_app
+from attestd.config import Settings
+from attestd.evidence.eventlog import EventType, parse_event_log
+from attestd.evidence.tpm import parse_pcr_blob, parse_tpm2b_public
+from attestd.policy.document import unsigned_policy
+from attestd.service import AttestationService
+from attestd.store.sqlite import SQLiteStore
+from conftest import VECTORS
+from fakes.swtpm import Swtpm, start_swtpm
+
+pytestmark = pytest.mark.timeout(120)
+
+URL = "https://attestd.test"
+LOG = (VECTORS / "tpm/go-eventlog/tpm/cos-85-amd-sev.bin").read_bytes()
+SHA1, SHA256 = 0x0004, 0x000B
+EIGHT_PCRS = "sha256:0,1,2,3,4,5,6,7"
+ALL_PCRS = "sha256:" + ",".join(map(str, range(24)))
+POLICY = """version=1.1;
+configurationrules{ %s };
+authorizationrules{ => permit(); };
+issuancerules{
+  c:[type=="secureBootEnabled"] => issue(type="secureBootEnabled", value=c.value);
+  c:[type=="aikValidated"] => issue(type="aikValidated", value=c.value);
+  c:[type=="tpmVersion"] => issue(type="tpmVersion", value=c.value);
+};"""
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64u(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def log_says_secure_boot(raw: bytes) -> bool:
+    """Independently of attestd's claims code: the SecureBoot variable measured in PCR 7."""
+    for e in parse_event_log(raw).events:
+        if e.pcr != 7 or e.event_type != EventType.EV_EFI_VARIABLE_DRIVER_CONFIG:
+            continue
+        name_len, data_len = struct.unpack_from("<QQ", e.data, 16)
+        name = e.data[32 : 32 + 2 * name_len].decode("utf-16-le")
+        if name == "SecureBoot":
+            return e.data[32 + 2 * name_len :][:data_len] == b"\x01"
+    return False
+
+
+# --- PKI for the AIK -----------------------------------------------------------------------------
+
+
+def _cert(
+    subject: str,
+    key: Any,
+    issuer: tuple[str, ec.EllipticCurvePrivateKey] | None = None,
+    *,
+    ca: bool,
+) -> x509.Certificate:
+    signer_name, signer_key = issuer if issuer else (subject, key)
+    now = datetime.now(UTC)
+    public = key.public_key() if hasattr(key, "private_bytes") else key
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, signer_name)]))
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(signer_key, hashes.SHA256())
+    )
+
+
+def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, _cert(name, key, ca=True)
+
+
+# --- the TPM -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Machine:
+    tpm: Swtpm
+    work: Path
+    ak: rsa.RSAPublicKey
+    ak_cert: x509.Certificate
+    rogue_ak_cert: x509.Certificate  # the same AK, certified by a CA nobody configured
+    root_pem: Path
+
+
+@pytest.fixture(scope="module")
+def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    with start_swtpm(tmp_path_factory.mktemp("tpm")) as tpm:
+        work = tmp_path_factory.mktemp("work")
+        tpm.run("tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub", cwd=work)
+        tpm.run(
+            "tpm2_createak", "-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-g", "sha256",
+            "-s", "rsassa", "-u", "ak.pub", "-n", "ak.name", cwd=work,
+        )  # fmt: skip
+        ak = parse_tpm2b_public((work / "ak.pub").read_bytes()).public_key()
+        assert isinstance(ak, rsa.RSAPublicKey)
+        # The log into the PCRs: every measured event's SHA-1 and SHA-256 digests, in order.
+        specs = [
+            f"{e.pcr}:sha1={e.digests[SHA1].hex()},sha256={e.digests[SHA256].hex()}"
+            for e in parse_event_log(LOG).events
+            if e.event_type != EventType.EV_NO_ACTION
+        ]
+        for i in range(0, len(specs), 16):
+            tpm.run("tpm2_pcrextend", *specs[i : i + 16], cwd=work)
+        ca_key, ca = _ca("attestd test AIK CA")
+        rogue_key, _ = _ca("someone else's CA")
+        root_pem = work / "aik-root.pem"
+        root_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        yield Machine(
+            tpm,
+            work,
+            ak,
+            _cert("AIK", ak, ("attestd test AIK CA", ca_key), ca=False),
+            _cert("AIK", ak, ("someone else's CA", rogue_key), ca=False),
+            root_pem,
+        )
+
+
+@dataclass
+class Api:
+    client: TestClient
+    service: AttestationService
+    now: list[datetime]
+
+    def set_policy(self, config: str = "") -> None:
+        self.service.set_policy("Tpm", unsigned_policy(POLICY % config), actor="test")
+
+    def send(self, payload: dict[str, Any]) -> Any:
+        data = b64u(json.dumps({"payload": payload}).encode())
+        return self.client.post("/attest/Tpm?api-version=2022-08-01", json={"data": data})
+
+    def init(self) -> tuple[str, str]:
+        r = self.send({"type": "aikcert"})
+        assert r.status_code == 200, r.text
+        reply = json.loads(unb64u(r.json()["data"]))["payload"]
+        return reply["challenge"], reply["service_context"]
+
+
+@pytest.fixture
+def api(tmp_path: Path, machine: Machine) -> Iterator[Api]:
+    settings = Settings(
+        instance_url=URL,
+        database=str(tmp_path / "attestd.sqlite3"),
+        tpm_aik_roots=(str(machine.root_pem),),
+    )
+    now = [datetime.now(UTC)]
+    service = AttestationService(
+        settings, store=SQLiteStore(settings.database), clock=lambda: now[0]
+    )
+    with TestClient(create_app(service)) as client:
+        yield Api(client, service, now)
+    service.store.close()
+
+
+# --- the client side -----------------------------------------------------------------------------
+
+REQUEST_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwk_of(key: rsa.RSAPrivateKey) -> dict[str, str]:
+    n = key.public_key().public_numbers()
+    return {
+        "kty": "RSA",
+        "n": b64u(n.n.to_bytes(256, "big")),
+        "e": b64u(n.e.to_bytes(3, "big")),
+    }
+
+
+def quote(m: Machine, qualifying: bytes, selection: str = ALL_PCRS) -> dict[str, Any]:
+    """``tpm2_quote`` with ``qualifying`` as extraData, as ``current_attestation`` fields."""
+    m.tpm.run(
+        "tpm2_quote", "-c", "ak.ctx", "-l", selection, "-q", qualifying.hex(), "-m", "quote.msg",
+        "-s", "quote.sig", "-o", "quote.pcrs", "-g", "sha256", cwd=m.work,
+    )  # fmt: skip
+    blob = parse_pcr_blob((m.work / "quote.pcrs").read_bytes())
+    return {
+        "pcrs": [
+            {
+                "algorithm": alg,
+                "values": [
+                    {"index": i, "digest": base64.b64encode(d).decode()} for i, d in bank.items()
+                ],
+            }
+            for alg, bank in blob.values.items()
+        ],
+        # standard base64 here, base64url elsewhere: both are accepted
+        "quote": base64.b64encode((m.work / "quote.msg").read_bytes()).decode(),
+        "signature": b64u((m.work / "quote.sig").read_bytes()),
+    }
+
+
+def ak_jwk(m: Machine) -> dict[str, str]:
+    n = m.ak.public_numbers()
+    return {"kty": "RSA", "n": b64u(n.n.to_bytes(256, "big")), "e": b64u(n.e.to_bytes(3, "big"))}
+
+
+def request(
+    m: Machine,
+    challenge: str,
+    context: str,
+    *,
+    key: rsa.RSAPrivateKey = REQUEST_KEY,
+    bind_to: bytes | None = None,
+    selection: str = ALL_PCRS,
+    log: bytes = LOG,
+    aik_cert: x509.Certificate | None = None,
+    tamper: Callable[[dict[str, Any]], None] | None = None,
+    typ: str = "attReqV2",
+) -> dict[str, str]:
+    """Step 2 as a client builds it. The qualifying data hashes the ``jwk`` text exactly as it
+    appears in the signed payload (``json.dumps`` with its default ``", "``/``": "``)."""
+    jwk = jwk_of(key)
+    jwk_text = (bind_to if bind_to is not None else json.dumps(jwk).encode()) + b"\x00"
+    qualifying = hashlib.sha256(jwk_text + unb64u(challenge)).digest()
+    current = {
+        "logs": [{"type": "TCG", "log": b64u(log)}],
+        "aik_pub": ak_jwk(m),
+        **quote(m, qualifying, selection),
+    }
+    if aik_cert is not None:
+        current["aik_cert"] = base64.b64encode(aik_cert.public_bytes(serialization.Encoding.DER))
+        current["aik_cert"] = current["aik_cert"].decode()
+    payload = {
+        "att_type": "basic",
+        "att_data": {
+            "rp_id": "https://relying-party.test",
+            "rp_data": "UkVQTEFDRSBXSVRIIFJQIE5PTkNF",
+            "challenge": challenge,
+            "service_context": context,
+            "request_key": {"jwk": jwk, "info": {"tpm_quote": {"hash_alg": "sha-256"}}},
+            "tpm_att_data": {"current_attestation": current},
+        },
+    }
+    if tamper is not None:
+        tamper(payload)
+    body = json.dumps(payload)
+    if tamper is None:  # the bytes the qualifying data covers are in the signed payload
+        assert json.dumps(jwk) in body
+    signing_input = (
+        b64u(json.dumps({"alg": "RS256", "typ": typ}).encode()) + "." + b64u(body.encode())
+    )
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return {"request": signing_input + "." + b64u(signature)}
+
+
+def report_claims(api: Api, response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    message = json.loads(unb64u(response.json()["data"]))
+    assert set(message) == {"payload"} and set(message["payload"]) == {"report"}
+    token = message["payload"]["report"]
+    header = jwt.get_unverified_header(token)
+    key = jwt.PyJWKSet.from_dict(api.client.get("/certs").json())[header["kid"]]
+    claims: dict[str, Any] = jwt.decode(token, key=key, algorithms=[header["alg"]], issuer=URL)
+    return claims
+
+
+def error_of(response: Any) -> str:
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] in ("InvalidParameter", "PolicyEvaluationError", "InvalidOperation")
+    return str(error["message"])
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+
+def test_attestation_with_a_real_tpm_gives_maa_shaped_report(api: Api, machine: Machine) -> None:
+    api.set_policy()
+    challenge, context = api.init()
+    r = api.send(request(machine, challenge, context, aik_cert=machine.ak_cert))
+    claims = report_claims(api, r)
+    assert set(claims) == {
+        "cnf", "exp", "iat", "iss", "jti", "nbf", "nonce", "rp_data", "ver",
+        "x-ms-policy", "x-ms-policy-hash", "x-ms-tpm-request-key", "x-ms-ver",
+    }  # fmt: skip
+    assert claims["nbf"] == claims["iat"] - 300
+    assert claims["exp"] - claims["iat"] == 24 * 3600  # report_validity_in_minutes default
+    assert len(claims["jti"]) == 40 and int(claims["jti"], 16) >= 0
+    assert claims["ver"] == claims["x-ms-ver"] == "1.0"
+    assert claims["rp_data"] == claims["nonce"] == "UkVQTEFDRSBXSVRIIFJQIE5PTkNF"
+    assert log_says_secure_boot(LOG) is True
+    assert claims["x-ms-policy"] == {
+        "aikValidated": True,
+        "secureBootEnabled": log_says_secure_boot(LOG),
+        "tpmVersion": "2.0",
+    }
+    jwk = jwk_of(REQUEST_KEY)
+    assert claims["cnf"] == {"jwk": jwk}
+    assert claims["x-ms-tpm-request-key"] == {
+        "jwk": jwk,
+        "info": {"tpm_quote": {"hash_alg": "sha-256"}},
+    }
+    assert claims["x-ms-policy-hash"] == api.service.active_policy("Tpm").hash
+    # A service context answers one request.
+    r = api.send(request(machine, challenge, context, aik_cert=machine.ak_cert))
+    assert "already been used" in error_of(r)
+
+
+def test_policy_properties_relax_aik_and_pcr_requirements(api: Api, machine: Machine) -> None:
+    api.set_policy()
+    challenge, context = api.init()
+    # The default required_pcr_mask (0xFFFFFF) needs every PCR in the quote.
+    r = api.send(
+        request(machine, challenge, context, aik_cert=machine.ak_cert, selection=EIGHT_PCRS)
+    )
+    assert "does not select PCR 8, 9, 10" in error_of(r)
+    api.set_policy(
+        '=> issueproperty(type="require_valid_aik_cert", value=false);'
+        '=> issueproperty(type="required_pcr_mask", value=255);'
+        '=> issueproperty(type="report_validity_in_minutes", value=60);'
+    )
+    challenge, context = api.init()
+    claims = report_claims(
+        api, api.send(request(machine, challenge, context, selection=EIGHT_PCRS))
+    )
+    assert claims["x-ms-policy"]["aikValidated"] is False  # no certificate, aik_pub accepted
+    assert claims["x-ms-policy"]["secureBootEnabled"] is True  # PCR 7 was quoted
+    assert claims["exp"] - claims["iat"] == 3600
+
+
+def _forge(context: str) -> str:
+    outer = json.loads(unb64u(context))
+    sealed = bytearray(unb64u(outer["ProtectedContext"]))
+    sealed[20] ^= 1
+    outer["ProtectedContext"] = b64u(bytes(sealed))
+    return b64u(json.dumps(outer).encode())
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def tamper(payload: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = payload
+        for p in parents:
+            node = node[int(p)] if p.isdigit() else node[p]
+        node[last] = value(node[last]) if callable(value) else value
+
+    return tamper
+
+
+def _flip_pcr(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    digest = bytearray(base64.b64decode(values[7]["digest"]))
+    digest[0] ^= 1
+    values[7]["digest"] = base64.b64encode(bytes(digest)).decode()
+    return values
+
+
+def _tampered_log() -> bytes:
+    """The sha256 digest of the first PCR 4 event changed (the SHA-256 replay of PCR 4 breaks)."""
+    raw = bytearray(LOG)
+    event = next(e for e in parse_event_log(LOG).events if e.pcr == 4)
+    at = raw.index(event.digests[SHA256], event.offset)
+    raw[at] ^= 1
+    return bytes(raw)
+
+
+CURRENT = "att_data.tpm_att_data.current_attestation"
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("wrong challenge", "not the challenge this service_context was issued with"),
+        ("expired context", "service_context has expired"),
+        ("forged context", "service_context is not authentic"),
+        ("quote bound to another key", "the quote is not bound to this request"),
+        ("jwk hashed in another serialization", "the quote is not bound to this request"),
+        ("PCR value tampered", "pcrDigest does not match"),
+        ("log tampered", "PCR 4 (sha256 bank): the quote has"),
+        ("AIK certificate from an unknown CA", "does not chain to a configured AIK root"),
+        ("no AIK certificate", "'tpm_att_data.current_attestation.aik_cert' is required"),
+        ("aik_pub is not the certified key", "is not the public key of"),
+        ("signed by another key", "signature does not verify with att_data.request_key.jwk"),
+        ("attReq v1", "attReq (protocol v1) requests are not supported"),
+        ("bad pcr digest", "'tpm_att_data.current_attestation.pcrs[0].values[0].digest' has"),
+    ],
+)
+def test_bad_requests_are_refused(api: Api, machine: Machine, case: str, expected: str) -> None:
+    api.set_policy()
+    challenge, context = api.init()
+    kw: dict[str, Any] = {"aik_cert": machine.ak_cert}
+    if case == "wrong challenge":
+        challenge = api.init()[0]
+    elif case == "expired context":
+        api.now[0] += timedelta(minutes=11)
+    elif case == "forged context":
+        context = _forge(context)
+    elif case == "quote bound to another key":
+        kw["bind_to"] = json.dumps(jwk_of(OTHER_KEY)).encode()
+    elif case == "jwk hashed in another serialization":
+        kw["bind_to"] = json.dumps(jwk_of(REQUEST_KEY), separators=(",", ":")).encode()
+    elif case == "PCR value tampered":
+        kw["tamper"] = _set(f"{CURRENT}.pcrs.0.values", _flip_pcr)
+    elif case == "log tampered":
+        kw["log"] = _tampered_log()
+    elif case == "AIK certificate from an unknown CA":
+        kw["aik_cert"] = machine.rogue_ak_cert
+    elif case == "no AIK certificate":
+        kw["aik_cert"] = None
+    elif case == "aik_pub is not the certified key":
+        kw["tamper"] = _set(f"{CURRENT}.aik_pub", jwk_of(OTHER_KEY))
+    elif case == "signed by another key":
+        kw["tamper"] = _set("att_data.request_key.jwk", jwk_of(OTHER_KEY))
+    elif case == "attReq v1":
+        kw["typ"] = "attReq"
+    elif case == "bad pcr digest":
+        kw["tamper"] = _set(f"{CURRENT}.pcrs.0.values.0.digest", "AAAA")
+    body = request(machine, challenge, context, **kw)
+    assert expected in error_of(api.send(body))
+
+
+def test_malformed_messages_are_400_not_500(api: Api) -> None:
+    api.set_policy()
+    for payload in (
+        {"request": "not a jws"},
+        {"request": "a.b.c"},
+        {"request": b64u(b'{"alg":"none"}') + ".e30."},
+        {"request": 42},
+        {"something": "else"},
+    ):
+        r = api.send(payload)
+        assert r.status_code == 400, (payload, r.text)
+    header = b64u(json.dumps({"alg": "RS256", "typ": "attReqV2"}).encode())
+    for body in ("[]", '{"att_data": 1}', '{"att_data": {"request_key": {"jwk": {"kty": "EC"}}}}'):
+        r = api.send({"request": f"{header}.{b64u(body.encode())}.AAAA"})
+        assert r.status_code == 400, (body, r.text)
+
+
+def test_request_without_a_tpm_policy_gets_maas_message(api: Api) -> None:
+    r = api.send({"request": "a.b.c"})
+    assert "A VBS attestation policy has not been set" in error_of(r)
