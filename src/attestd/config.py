@@ -14,6 +14,8 @@ TOML keys (all optional)::
     isolated_signers = []                     # PEM files of the initial policy signers
     tpm_aik_roots = []                        # PEM files of the CAs AIK certificates chain to
                                               # (/attest/Tpm; each file may hold several certs)
+    tpm_ek_roots = []                         # PEM files of the TPM manufacturer CAs EK
+                                              # certificates chain to (/enroll/Tpm)
 
     [collateral]
     bundle = ""       # one bundle folder, or a folder of bundles (picked by FMSPC)
@@ -38,13 +40,21 @@ Environment: ``ATTESTD_CONFIG`` (path of the TOML file), ``ATTESTD_INSTANCE_URL`
 ``ATTESTD_ATTEST_REQUIRES_AUTH``, ``ATTESTD_ALLOW_EXPIRED_COLLATERAL``, ``ATTESTD_ISOLATED_SIGNERS``
 (comma-separated PEM paths), ``ATTESTD_OIDC_ISSUER``, ``ATTESTD_OIDC_AUDIENCE``,
 ``ATTESTD_OIDC_ROLE_CLAIM``, ``ATTESTD_OIDC_ADMIN_ROLE``, ``ATTESTD_OIDC_JWKS_CACHE_SECONDS``,
-``ATTESTD_OIDC_ALGORITHMS`` (comma-separated), ``ATTESTD_TPM_AIK_ROOTS`` (comma-separated PEM paths).
+``ATTESTD_OIDC_ALGORITHMS`` (comma-separated), ``ATTESTD_TPM_AIK_ROOTS`` (comma-separated PEM paths),
+``ATTESTD_TPM_EK_ROOTS`` (comma-separated PEM paths).
 
 ``tpm_aik_roots`` are the trust anchors of TPM attestation (``POST /attest/Tpm``): with the TPM
 policy's ``require_valid_aik_cert`` property true (MAA's default) the request's ``aik_cert`` must
 chain to one of these certificates (directly or through intermediates sent with it), be valid now,
 and certify the key that signed the quote. With no roots configured every such request fails
-unless the policy sets ``require_valid_aik_cert`` to false.
+unless the policy sets ``require_valid_aik_cert`` to false. AIK certificates this instance issued
+itself (``POST /enroll/Tpm``, signed by its own AIK CA, ``GET /enroll/ca``) are always accepted:
+that CA is an implicit ``tpm_aik_roots`` entry.
+
+``tpm_ek_roots`` are the trust anchors of TPM enrollment (``POST /enroll/Tpm``, an attestd
+extension): an endorsement key certificate must chain to one of these certificates (directly, or
+through intermediates the client sends or a configured file also holds) and be valid now. With
+none configured every enrollment is refused.
 """
 
 from __future__ import annotations
@@ -82,6 +92,7 @@ class Settings:
     allow_expired_collateral: bool = False
     isolated_signers: tuple[str, ...] = ()
     tpm_aik_roots: tuple[str, ...] = ()
+    tpm_ek_roots: tuple[str, ...] = ()
     collateral_bundle: str = ""
     pcs_url: str = ""
     oidc_issuer: str = ""
@@ -206,6 +217,7 @@ def load_settings(
         allow_expired_collateral=bool(data.get("allow_expired_collateral", False)),
         isolated_signers=tuple(str(p) for p in data.get("isolated_signers", ())),
         tpm_aik_roots=_names(data.get("tpm_aik_roots", ())),
+        tpm_ek_roots=_names(data.get("tpm_ek_roots", ())),
         collateral_bundle=str(coll.get("bundle", "")),
         pcs_url=str(coll.get("pcs_url", "")),
         oidc_issuer=str(oidc.get("issuer", "")),
@@ -231,6 +243,7 @@ def load_settings(
         ("ATTESTD_ALLOW_EXPIRED_COLLATERAL", "allow_expired_collateral", _bool),
         ("ATTESTD_ISOLATED_SIGNERS", "isolated_signers", lambda v: tuple(v.split(","))),
         ("ATTESTD_TPM_AIK_ROOTS", "tpm_aik_roots", _names),
+        ("ATTESTD_TPM_EK_ROOTS", "tpm_ek_roots", _names),
         ("ATTESTD_OIDC_ISSUER", "oidc_issuer", str),
         ("ATTESTD_OIDC_AUDIENCE", "oidc_audience", str),
         ("ATTESTD_OIDC_ROLE_CLAIM", "oidc_role_claim", str),

@@ -74,6 +74,10 @@ ATTESTATION_TYPES = {
 _NO_POLICY = "eyJhbGciOiJub25lIn0.."
 #: How long a TPM ``service_context`` (step 1) stays usable.
 TPM_CONTEXT_LIFETIME = timedelta(minutes=10)
+#: How long a TPM ``enrollment_context`` (``POST /enroll/Tpm`` step 1) stays usable.
+TPM_ENROLLMENT_LIFETIME = timedelta(minutes=10)
+_CONTEXT_INFO = b"attestd tpm service_context v1"
+_ENROLLMENT_INFO = b"attestd tpm enrollment_context v1"
 #: MAA's TPM reports are valid from 300 s before their ``iat`` (maa-compat.md §2.2).
 TPM_NBF_SKEW = timedelta(seconds=300)
 
@@ -142,6 +146,8 @@ class AttestationService:
         self._policies: dict[str, _ActivePolicy] = {}
         self._used_challenges: dict[str, int] = {}  # TPM step 1 challenges already answered
         self._tpm_roots: list[x509.Certificate] | None = None
+        self._ek_roots: list[x509.Certificate] | None = None
+        self._aik_ca: tuple[Any, x509.Certificate] | None = None
         self._key = self._signing_key()
         if settings.mode == "isolated" and not self.store.list_signers():
             ders = [_load_pem_cert(p).public_bytes(Encoding.DER) for p in settings.isolated_signers]
@@ -385,9 +391,10 @@ class AttestationService:
 
     # -- TPM protocol (maa-compat.md §1.4): messages are {"data": base64url(JSON)} -------------
 
-    def _context_key(self) -> tuple[str, bytes]:
+    def _context_key(self, info: bytes = _CONTEXT_INFO) -> tuple[str, bytes]:
         """AES-256-GCM key protecting service contexts, derived from the active signing key, so
-        any replica of this instance can open a context and a key rotation retires them."""
+        any replica of this instance can open a context and a key rotation retires them.
+        ``info`` separates the purposes (service contexts, enrollment contexts)."""
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -396,9 +403,7 @@ class AttestationService:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"attestd tpm service_context v1"
-        ).derive(secret)
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
         return hashlib.sha256(key).hexdigest().upper(), key
 
     def attest_tpm(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -483,16 +488,194 @@ class AttestationService:
             self._used_challenges[challenge] = expires
 
     def _aik_roots(self) -> list[x509.Certificate]:
+        """The configured ``tpm_aik_roots`` and, once it exists, this instance's own AIK CA
+        (``POST /enroll/Tpm``)."""
         if self._tpm_roots is None:
-            roots: list[x509.Certificate] = []
-            for path in self.settings.tpm_aik_roots:
-                try:
-                    with open(path, "rb") as f:
-                        roots.extend(x509.load_pem_x509_certificates(f.read()))
-                except (OSError, ValueError) as exc:
-                    raise ConfigurationError(f"tpm_aik_roots {path}: {exc}") from exc
-            self._tpm_roots = roots
-        return self._tpm_roots
+            self._tpm_roots = _load_roots(self.settings.tpm_aik_roots, "tpm_aik_roots")
+        own = self._aik_ca if self._aik_ca is not None else self._stored_aik_ca()
+        return self._tpm_roots if own is None else [*self._tpm_roots, own[1]]
+
+    # -- TPM enrollment (attestd extension): POST /enroll/Tpm, GET /enroll/ca ---------------------
+
+    def _stored_aik_ca(self) -> tuple[Any, x509.Certificate] | None:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        from attestd.verify.tpm_enroll import AIK_CA_PURPOSE
+
+        rec = self.store.get_ca_key(AIK_CA_PURPOSE)
+        if rec is None:
+            return None
+        ca = (
+            load_pem_private_key(rec.private_key_pem, password=None),
+            x509.load_pem_x509_certificate(rec.certificate_pem),
+        )
+        self._aik_ca = ca
+        return ca
+
+    def aik_ca(self) -> tuple[Any, x509.Certificate]:
+        """This instance's AIK CA (private key, certificate), created and stored on first use."""
+        from cryptography.hazmat.primitives import serialization
+
+        from attestd.store.base import CaKeyRecord
+        from attestd.verify.tpm_enroll import AIK_CA_PURPOSE, new_aik_ca
+
+        ca = self._aik_ca or self._stored_aik_ca()
+        if ca is not None:
+            return ca
+        now = self.clock()
+        key, cert = new_aik_ca(self.settings.instance_url, now)
+        record = CaKeyRecord(
+            purpose=AIK_CA_PURPOSE,
+            algorithm="ES256",
+            private_key_pem=key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            certificate_pem=cert.public_bytes(serialization.Encoding.PEM),
+            created_at=now,
+        )
+        self.store.add_ca_key(record)  # False: another replica's CA came first; use that one
+        ca = self._stored_aik_ca()
+        if ca is None:  # pragma: no cover - the store just said it holds one
+            raise ConfigurationError("the AIK CA could not be stored")
+        return ca
+
+    def aik_ca_certificate(self) -> dict[str, Any]:
+        """``GET /enroll/ca``: ``{"ca_cert": "<base64 DER>"}``, the CA AIK certificates issued by
+        ``POST /enroll/Tpm`` chain to."""
+        return {"ca_cert": _b64(self.aik_ca()[1].public_bytes(Encoding.DER))}
+
+    def _ek_trust(self) -> list[x509.Certificate]:
+        if self._ek_roots is None:
+            self._ek_roots = _load_roots(self.settings.tpm_ek_roots, "tpm_ek_roots")
+        return self._ek_roots
+
+    def enroll_tpm(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /enroll/Tpm`` (attestd extension; docs in :mod:`attestd.verify.tpm_enroll`).
+
+        Step 1, ``{"ek_cert", "ak_public"[, "ek_public"][, "ek_chain"]}``, answers
+        ``{"credential", "enrollment_context"}``; step 2, ``{"enrollment_context", "secret"}``,
+        answers ``{"aik_cert", "ca_cert"}``."""
+        if "enrollment_context" in body:
+            return self._enroll_finish(body)
+        if "ek_cert" in body:
+            return self._enroll_start(body)
+        raise InvalidRequest(
+            "the enrollment request is neither step 1 ({'ek_cert', 'ak_public'}) nor step 2 "
+            "({'enrollment_context', 'secret'})"
+        )
+
+    def _enroll_start(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        import os
+
+        from attestd.evidence.tpm import HASH_DIGEST_SIZES
+        from attestd.verify.tpm_credential import make_credential, write_tpm2_tools_credential
+        from attestd.verify.tpm_enroll import check_ak, check_ek
+
+        ek_cert = _der_cert(body.get("ek_cert"), "ek_cert")
+        chain = body.get("ek_chain", [])
+        if not isinstance(chain, list):
+            raise InvalidRequest("'ek_chain' must be a list of base64 DER certificates")
+        intermediates = [_der_cert(c, f"ek_chain[{i}]") for i, c in enumerate(chain)]
+        ek_public = None
+        if body.get("ek_public") is not None:
+            ek_public = _tpm_public(body["ek_public"], "ek_public")
+        at = self.settings.verification_time or self.clock()
+        ek = check_ek(ek_cert, intermediates, self._ek_trust(), at, ek_public)
+        field = "ak_public" if "ak_public" in body or "aik_pub" not in body else "aik_pub"
+        ak = _tpm_public(body.get(field), field)
+        check_ak(ak)
+        secret = os.urandom(HASH_DIGEST_SIZES[ek.name_alg])
+        blob, encrypted = make_credential(ek, ak.name(), secret)
+        ek_der = ek_cert.public_bytes(Encoding.DER)
+        context = {
+            "v": 1,
+            "secret_sha256": b64url(hashlib.sha256(secret).digest()),
+            "ak_public": b64url(ak.raw),
+            "ek_cert_sha256": hashlib.sha256(ek_der).hexdigest(),
+            "ek_serial": f"{ek_cert.serial_number:x}",
+            "ek_issuer_sha256": hashlib.sha256(ek_cert.issuer.public_bytes()).hexdigest(),
+            "expires": int(self.clock().timestamp() + TPM_ENROLLMENT_LIFETIME.total_seconds()),
+            "ek_cert": b64url(ek_der),
+        }
+        return {
+            "credential": _b64(write_tpm2_tools_credential(blob, encrypted)),
+            "enrollment_context": self._seal(context, _ENROLLMENT_INFO),
+        }
+
+    def _enroll_finish(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        import hmac
+
+        from attestd.evidence.tpm import parse_public
+        from attestd.verify.tpm_enroll import EnrollmentRejected, issue_aik_certificate
+
+        context = self._unseal(body.get("enrollment_context"), _ENROLLMENT_INFO, "enrollment")
+        secret = b64url_decode(body.get("secret"), "secret")
+        try:
+            expected = b64url_decode(context["secret_sha256"], "secret_sha256")
+            ak = parse_public(b64url_decode(context["ak_public"], "ak_public"))
+            ek_cert = x509.load_der_x509_certificate(b64url_decode(context["ek_cert"], "ek_cert"))
+        except (KeyError, ValueError, EvidenceError) as exc:  # pragma: no cover - sealed by us
+            raise InvalidRequest("the enrollment_context is not authentic") from exc
+        if not hmac.compare_digest(hashlib.sha256(secret).digest(), expected):
+            raise EnrollmentRejected(
+                "the secret is not the one the credential protects: it was not recovered by "
+                "TPM2_ActivateCredential on the TPM holding this EK and AK"
+            )
+        ca_key, ca_cert = self.aik_ca()
+        cert = issue_aik_certificate(ca_key, ca_cert, ak, ek_cert, self.clock())
+        self.store.record_audit(
+            "anonymous",
+            "tpm.enroll",
+            {
+                "ek_cert_sha256": context.get("ek_cert_sha256"),
+                "aik_cert_serial": f"{cert.serial_number:x}",
+            },
+            None,
+            self.clock(),
+        )
+        return {
+            "aik_cert": _b64(cert.public_bytes(Encoding.DER)),
+            "ca_cert": _b64(ca_cert.public_bytes(Encoding.DER)),
+        }
+
+    def _seal(self, context: Mapping[str, Any], info: bytes) -> str:
+        """``context`` sealed like a TPM service context (AES-256-GCM under a key derived with
+        ``info``): base64url JSON ``{"ProtectionKeyName", "ProtectedContext"}``."""
+        import os
+
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        name, key = self._context_key(info)
+        nonce = os.urandom(12)
+        plain = json.dumps(context, separators=(",", ":")).encode()
+        sealed = nonce + AESGCM(key).encrypt(nonce, plain, name.encode())
+        return b64url(
+            json.dumps(
+                {"ProtectionKeyName": name, "ProtectedContext": b64url(sealed)},
+                separators=(",", ":"),
+            ).encode()
+        )
+
+    def _unseal(self, token: object, info: bytes, what: str) -> dict[str, Any]:
+        """The context :meth:`_seal` sealed with ``info``, if authentic and unexpired."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        field = f"{what}_context"
+        try:
+            outer = json.loads(b64url_decode(token, field))
+            sealed = b64url_decode(outer["ProtectedContext"], "ProtectedContext")
+            name, key = self._context_key(info)
+            if outer["ProtectionKeyName"] != name or len(sealed) < 13:
+                raise InvalidRequest(f"the {field} was not issued by this instance")
+            context = json.loads(AESGCM(key).decrypt(sealed[:12], sealed[12:], name.encode()))
+        except (KeyError, TypeError, ValueError, InvalidTag) as exc:
+            raise InvalidRequest(f"the {field} is not authentic") from exc
+        if not isinstance(context, dict) or context.get("expires", 0) < self.clock().timestamp():
+            raise InvalidRequest(f"the {field} has expired: start again with step 1")
+        return context
 
     def _tpm_report(self, jws: object) -> str:
         """Step 2: verify the attReqV2 request, evaluate the Tpm policy, issue the report."""
@@ -726,6 +909,43 @@ def _sign_with(key: SigningKey, data: bytes) -> bytes:
     assert isinstance(private_key, ec.EllipticCurvePrivateKey)
     r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hashes.SHA256())))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _der_cert(value: object, field: str) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(b64url_decode(value, field))
+    except ValueError as exc:
+        raise InvalidRequest(f"'{field}' is not a DER X.509 certificate: {exc}") from exc
+
+
+def _tpm_public(value: object, field: str) -> Any:
+    """A ``TPM2B_PUBLIC`` (or a bare ``TPMT_PUBLIC``) sent in base64."""
+    from attestd.errors import MalformedEvidence
+    from attestd.evidence.tpm import parse_public, parse_tpm2b_public
+
+    raw = b64url_decode(value, field)
+    try:
+        return parse_tpm2b_public(raw)
+    except MalformedEvidence as first:
+        try:
+            return parse_public(raw)
+        except MalformedEvidence:
+            raise InvalidRequest(f"'{field}' is not a TPM2B_PUBLIC: {first}") from first
+
+
+def _load_roots(paths: tuple[str, ...], setting: str) -> list[x509.Certificate]:
+    roots: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                roots.extend(x509.load_pem_x509_certificates(f.read()))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"{setting} {path}: {exc}") from exc
+    return roots
 
 
 def _load_pem_cert(path: str) -> x509.Certificate:

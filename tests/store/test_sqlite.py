@@ -23,6 +23,7 @@ from attestd.policy.document import certificate_thumbprint, policy_hash
 from attestd.store import (
     API_KEY_PREFIX,
     CachedResponse,
+    CaKeyRecord,
     SigningKeyRecord,
     SQLiteStore,
     StorageError,
@@ -147,6 +148,7 @@ def test_new_file_gets_the_schema_wal_and_foreign_keys(store: SQLiteStore, db: P
         "collateral_cache",
         "audit_log",
         "api_keys",
+        "ca_keys",
     } <= tables
     assert raw(db, "SELECT value FROM meta WHERE key = 'migration.1.applied_at'") == [
         (T0.isoformat(timespec="microseconds"),)
@@ -159,38 +161,40 @@ def test_migrations_run_once(db: Path) -> None:
     with SQLiteStore(db, now_fn=lambda: later):
         pass
     assert raw(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    # Migration 1 was not re-applied: its recorded time is the first open's.
-    assert raw(db, "SELECT value FROM meta WHERE key LIKE 'migration.%'") == [
-        (T0.isoformat(timespec="microseconds"),)
-    ]
+    # No migration was re-applied: every recorded time is the first open's.
+    assert (
+        raw(db, "SELECT value FROM meta WHERE key LIKE 'migration.%'")
+        == [(T0.isoformat(timespec="microseconds"),)] * SCHEMA_VERSION
+    )
 
 
 def test_migration_versions_are_contiguous() -> None:
     assert [m.version for m in migrations.MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
 
 
-def test_adding_migration_2_applies_only_it(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adding_a_migration_applies_only_it(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with SQLiteStore(db, now_fn=lambda: T0) as s:
         s.record_audit(ADMIN, "before", {}, None, T0)
-    two = Migration(2, "add a column", ("ALTER TABLE audit_log ADD COLUMN source TEXT",))
-    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, two))
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
+    nxt = SCHEMA_VERSION + 1
+    new = Migration(nxt, "add a column", ("ALTER TABLE audit_log ADD COLUMN source TEXT",))
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, new))
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", nxt)
     with SQLiteStore(db, now_fn=lambda: T0 + timedelta(days=1)) as s:
         assert [e.action for e in s.audit_log()] == ["before"]  # data kept
-    assert raw(db, "PRAGMA user_version") == [(2,)]
+    assert raw(db, "PRAGMA user_version") == [(nxt,)]
     assert "source" in {r[1] for r in raw(db, "PRAGMA table_info(audit_log)")}
-    assert len(raw(db, "SELECT value FROM meta WHERE key LIKE 'migration.%'")) == 2
+    assert len(raw(db, "SELECT value FROM meta WHERE key LIKE 'migration.%'")) == nxt
 
 
 def test_failing_migration_rolls_back_whole(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     SQLiteStore(db).close()
-    bad = Migration(2, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL"))
+    bad = Migration(SCHEMA_VERSION + 1, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL"))
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, bad))
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StorageError) as info:
         SQLiteStore(db)
     assert isinstance(info.value.__cause__, sqlite3.Error)
-    assert raw(db, "PRAGMA user_version") == [(1,)]
+    assert raw(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert raw(db, "SELECT name FROM sqlite_master WHERE name = 'half_done'") == []
 
 
@@ -482,6 +486,26 @@ def test_signing_key_repr_hides_the_private_key() -> None:
     assert "k1" in text and "ES256" in text
     assert "PRIVATE KEY" not in text and "private_key_pem" not in text
     assert private_pem("k1").decode() not in str(rec)
+
+
+# -- certificate authorities of the instance ----------------------------------------------------
+
+
+def test_ca_keys_first_one_wins_and_persists(store: SQLiteStore, db: Path) -> None:
+    assert store.get_ca_key("tpm-aik") is None
+    first = CaKeyRecord("tpm-aik", "ES256", b"KEY-1", b"CERT-1", T0)
+    assert store.add_ca_key(first) is True
+    assert store.add_ca_key(CaKeyRecord("tpm-aik", "ES256", b"KEY-2", b"CERT-2", T0)) is False
+    assert store.get_ca_key("tpm-aik") == first
+    assert store.get_ca_key("other") is None
+    assert "KEY-1" not in repr(first)
+    audit = [e for e in store.audit_log() if e.action == "ca_key.add"]
+    assert [e.detail for e in audit] == [{"purpose": "tpm-aik", "algorithm": "ES256"}]
+    store.close()
+    with SQLiteStore(db) as again:
+        assert again.get_ca_key("tpm-aik") == first
+    with pytest.raises(ConfigurationError):
+        SQLiteStore(":memory:").add_ca_key(CaKeyRecord("x", "ES256", b"", b"c", T0))
 
 
 # -- collateral cache ---------------------------------------------------------------------------

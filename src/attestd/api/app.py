@@ -119,6 +119,25 @@ def create_app(service: AttestationService) -> ASGIApp:
         token = await run(service.attest, request.path_params["type"], body)
         return {"token": token}
 
+    async def enroll(request: Request) -> Any:
+        """``POST /enroll/Tpm``: attestd's TPM AK enrollment (MAA has no such endpoint)."""
+        if settings.attest_requires_auth:
+            admin(request)
+        if request.path_params["type"].lower() != "tpm":
+            raise InvalidRequest(
+                f"enrollment of {request.path_params['type']!r} is not supported (only Tpm)"
+            )
+        try:
+            body = orjson.loads(await body_of(request))
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"the request body is not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise InvalidRequest("the request body must be a JSON object")
+        return await run(service.enroll_tpm, body)
+
+    async def enroll_ca(request: Request) -> Any:
+        return await run(service.aik_ca_certificate)
+
     async def certs(request: Request) -> Any:
         return service.certs()
 
@@ -167,6 +186,8 @@ def create_app(service: AttestationService) -> ASGIApp:
 
     routes = [
         Route("/attest/{type}", endpoint(attest), methods=["POST"]),
+        Route("/enroll/ca", endpoint(enroll_ca), methods=["GET"]),
+        Route("/enroll/{type}", endpoint(enroll), methods=["POST"]),
         Route("/certs", endpoint(certs), methods=["GET"]),
         Route("/.well-known/openid-configuration", endpoint(openid), methods=["GET"]),
         Route("/policies/{type}:reset", endpoint(reset_policy), methods=["POST"]),

@@ -45,6 +45,14 @@ def _read(path: str) -> bytes:
 def cmd_attest(args: argparse.Namespace) -> int:
     from attestd.cli.main import read_evidence
 
+    if args.kind == "tpm":
+        if args.eventlog is None:
+            from attestd.tpm_client import DEFAULT_EVENTLOG
+
+            args.eventlog = DEFAULT_EVENTLOG
+        return cmd_attest_tpm(args)
+    if args.evidence is None:
+        raise SystemExit(f"attestd attest {args.kind}: the EVIDENCE file is required")
     options: dict[str, Any] = {}
     if args.runtime_data:
         options["runtime_data"] = _read(args.runtime_data)
@@ -54,6 +62,34 @@ def cmd_attest(args: argparse.Namespace) -> int:
         options["nonce"] = args.nonce
     with _client(args) as c:
         token = c.attest(args.kind, read_evidence(args.evidence), **options)
+    print(token)
+    print(json.dumps(_claims(token), indent=2, sort_keys=True), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_attest_tpm(args: argparse.Namespace) -> int:
+    from attestd.tpm_client import PytssTpm, TpmClientError, attest_tpm, parse_pcr_list
+
+    if args.evidence is not None:
+        raise SystemExit("attestd attest tpm: takes no EVIDENCE argument (the TPM is read)")
+    chain: list[x509.Certificate] = []
+    if args.aik_cert:
+        data = _read(args.aik_cert)
+        try:
+            chain = (
+                x509.load_pem_x509_certificates(data)
+                if b"-----BEGIN" in data
+                else [x509.load_der_x509_certificate(data)]
+            )
+        except ValueError as exc:
+            raise SystemExit(f"attestd: {args.aik_cert}: not a PEM or DER certificate") from exc
+    try:
+        pcrs = parse_pcr_list(args.pcrs)
+    except TpmClientError as exc:
+        raise SystemExit(f"attestd: {exc.message}") from exc
+    log = _read(args.eventlog)
+    with _client(args) as c, PytssTpm(args.tcti) as tpm:
+        token = attest_tpm(c, tpm, log=log, aik_chain=chain, pcrs=pcrs)
     print(token)
     print(json.dumps(_claims(token), indent=2, sort_keys=True), file=sys.stderr)
     return EXIT_OK
@@ -150,9 +186,14 @@ def add_online_commands(sub: Any, policy_sub: Any) -> None:
             p.add_argument("--admin-key", help="administrator key (default: $ATTESTD_ADMIN_KEY)")
 
     a = sub.add_parser("attest", help="send evidence to a service; print the token")
-    a.add_argument("kind", choices=["sgx", "openenclave", "tdx"])
-    a.add_argument("evidence")
+    a.add_argument("kind", choices=["sgx", "openenclave", "tdx", "tpm"])
+    a.add_argument("evidence", nargs="?", help="the evidence file (not for tpm)")
     endpoint(a)
+    tpm = a.add_argument_group("tpm (needs attestd[tpm])")
+    tpm.add_argument("--tcti", help="TPM TCTI, e.g. device:/dev/tpmrm0 (default: tss2's)")
+    tpm.add_argument("--eventlog", default=None, help="TCG event log (default: the kernel's)")
+    tpm.add_argument("--aik-cert", help="AIK certificate (PEM chain, leaf first, or DER)")
+    tpm.add_argument("--pcrs", default="0-23", help="PCRs to quote (default 0-23)")
     group = a.add_mutually_exclusive_group()
     group.add_argument("--runtime-data", help="file: runtime data bound as Binary")
     group.add_argument("--runtime-json", help="file: runtime data bound as JSON")

@@ -42,6 +42,7 @@ from attestd.errors import AttestdError, ConfigurationError
 __all__ = [
     "API_KEY_PREFIX",
     "AuditEntry",
+    "CaKeyRecord",
     "CachedResponse",
     "PolicyAction",
     "PolicyHistoryEntry",
@@ -160,6 +161,25 @@ class SigningKeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CaKeyRecord:
+    """A certificate authority of this instance (not a token signing key: never in the JWKS).
+
+    :param purpose: what it signs, e.g. ``tpm-aik`` (AIK certificates issued by TPM enrollment);
+        at most one CA per purpose.
+    :param algorithm: its signature algorithm (``ES256``, ``RS256``, ...).
+    :param private_key_pem: the private key, PEM, stored as given. Left out of ``repr``.
+    :param certificate_pem: its (self-signed) certificate, PEM.
+    :param created_at: when it was created.
+    """
+
+    purpose: str
+    algorithm: str
+    private_key_pem: bytes = field(repr=False)
+    certificate_pem: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CachedResponse:
     """One cached HTTP response: the body exactly as received, its headers (names as the caller
     gives them; lower-case is recommended), when it was fetched and when its content says it stops
@@ -179,8 +199,8 @@ class AuditEntry:
 
     Actions the store writes itself: ``policy.set``, ``policy.reset``, ``signer.seed``,
     ``signer.add``, ``signer.remove``, ``signing_key.add``, ``signing_key.rotate``,
-    ``signing_key.prune``, ``api_key.create``, ``api_key.revoke``. Callers add their own with
-    :meth:`Store.record_audit`.
+    ``signing_key.prune``, ``ca_key.add``, ``api_key.create``, ``api_key.revoke``. Callers add
+    their own with :meth:`Store.record_audit`.
     """
 
     id: int
@@ -287,6 +307,19 @@ class Store(Protocol):
         """Delete the keys retired strictly before ``before`` (callers pass now minus the longest
         token lifetime, so no valid token needs them) and return how many. The active key and
         keys never used are kept. Writes a ``signing_key.prune`` audit entry if any was deleted."""
+        ...
+
+    # -- certificate authorities of the instance ------------------------------------------------
+
+    def get_ca_key(self, purpose: str) -> CaKeyRecord | None:
+        """The CA stored for ``purpose`` (compared exactly), or None if there is none yet."""
+        ...
+
+    def add_ca_key(self, record: CaKeyRecord, *, actor: str = "system") -> bool:
+        """Store the CA of ``record.purpose`` unless one is stored already: True if it was added
+        (with a ``ca_key.add`` audit entry: purpose and algorithm), False if another was there
+        first, which is left unchanged (callers then use :meth:`get_ca_key`, so concurrent
+        first uses agree on one CA)."""
         ...
 
     # -- collateral cache -----------------------------------------------------------------------------

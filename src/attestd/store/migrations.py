@@ -111,7 +111,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
-    # Migration(2, "...", ("ALTER TABLE ...",)),
+    Migration(
+        2,
+        "certificate authorities of the instance (the TPM AIK CA)",
+        (
+            # One CA key per purpose (``tpm-aik``: the CA that signs AIK certificates issued by
+            # TPM enrollment). Created on first use, never replaced by the store.
+            """CREATE TABLE ca_keys (
+                purpose         TEXT PRIMARY KEY,
+                algorithm       TEXT NOT NULL,
+                private_key_pem BLOB NOT NULL,
+                certificate_pem BLOB NOT NULL,
+                created_at      TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 #: The version a database has once every migration here is applied.

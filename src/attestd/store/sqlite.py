@@ -48,6 +48,7 @@ from attestd.store.base import (
     API_KEY_PREFIX,
     AuditEntry,
     CachedResponse,
+    CaKeyRecord,
     PolicyHistoryEntry,
     SigningKeyRecord,
     StorageError,
@@ -570,6 +571,60 @@ class SQLiteStore:
                     at=self._now(),
                 )
         return len(kids)
+
+    # -- certificate authorities of the instance ------------------------------------------------
+
+    def get_ca_key(self, purpose: str) -> CaKeyRecord | None:
+        purpose = _text(purpose, "purpose")
+        with self._read("get_ca_key") as conn:
+            row = conn.execute(
+                "SELECT purpose, algorithm, private_key_pem, certificate_pem, created_at "
+                "FROM ca_keys WHERE purpose = ?",
+                (purpose,),
+            ).fetchone()
+        if row is None:
+            return None
+        return CaKeyRecord(
+            purpose=row[0],
+            algorithm=row[1],
+            private_key_pem=bytes(row[2]),
+            certificate_pem=bytes(row[3]),
+            created_at=_dt(row[4]),
+        )
+
+    def add_ca_key(self, record: CaKeyRecord, *, actor: str = "system") -> bool:
+        if not isinstance(record, CaKeyRecord):
+            raise ConfigurationError(f"add_ca_key takes a CaKeyRecord, not {type(record).__name__}")
+        purpose = _text(record.purpose, "purpose")
+        algorithm = _text(record.algorithm, "algorithm")
+        actor = _text(actor, "actor")
+        created = _ts(record.created_at, "created_at")
+        if not record.private_key_pem or not record.certificate_pem:
+            raise ConfigurationError(f"CA {purpose}: private key and certificate are required")
+        with self._write("add_ca_key") as conn:
+            if conn.execute("SELECT 1 FROM ca_keys WHERE purpose = ?", (purpose,)).fetchone():
+                return False
+            conn.execute(
+                "INSERT INTO ca_keys "
+                "(purpose, algorithm, private_key_pem, certificate_pem, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    purpose,
+                    algorithm,
+                    bytes(record.private_key_pem),
+                    bytes(record.certificate_pem),
+                    created,
+                ),
+            )
+            self._audit(
+                conn,
+                actor=actor,
+                action="ca_key.add",
+                detail={"purpose": purpose, "algorithm": algorithm},
+                policy_hash=None,
+                at=created,
+            )
+        return True
 
     # -- collateral cache -----------------------------------------------------------------------------
 

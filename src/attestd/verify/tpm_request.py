@@ -446,12 +446,18 @@ def _spki(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bytes:
 
 
 def _chain_error(
-    chain: Sequence[x509.Certificate], roots: Sequence[x509.Certificate], at: datetime
+    chain: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    at: datetime,
+    *,
+    kind: str = "AIK",
+    setting: str = "tpm_aik_roots",
 ) -> str | None:
     """None if ``chain[0]`` chains to a root through ``chain[1:]``, all valid at ``at``; else
-    why not."""
+    why not. ``kind`` (``AIK``, ``EK``) and ``setting`` name the certificate and the roots in
+    the messages."""
     if not roots:
-        return "no AIK roots are configured (tpm_aik_roots)"
+        return f"no {kind} roots are configured ({setting})"
 
     def valid(cert: x509.Certificate, what: str) -> str | None:
         if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
@@ -475,14 +481,14 @@ def _chain_error(
     root_ders = {r.public_bytes(Encoding.DER) for r in roots}
     intermediates = list(chain[1:])
     for depth in range(_MAX_CHAIN):
-        why = valid(current, "the AIK certificate" if depth == 0 else "the intermediate")
+        why = valid(current, f"the {kind} certificate" if depth == 0 else "the intermediate")
         if why:
             return why
         if current.public_bytes(Encoding.DER) in root_ders:
             return None
         for root in roots:
             if issued_by(current, root):
-                return valid(root, "the AIK root")
+                return valid(root, f"the {kind} root")
         for cand in intermediates:
             if issued_by(current, cand):
                 try:
@@ -496,10 +502,10 @@ def _chain_error(
                 break
         else:
             return (
-                f"the AIK certificate does not chain to a configured AIK root "
+                f"the {kind} certificate does not chain to a configured {kind} root "
                 f"(issuer {current.issuer.rfc4514_string()} is not trusted)"
             )
-    return "the AIK certificate chain is too long"
+    return f"the {kind} certificate chain is too long"
 
 
 def verify_attestation(

@@ -1,0 +1,156 @@
+"""``attestd attest tpm`` (attestd.tpm_client over tpm2-pytss) against a REAL swtpm into which a
+real TCG log was extended, and a live attestd (uvicorn) with a TPM policy and an AIK CA minted
+here: the printed token's ``x-ms-policy`` claims match the log; a log that does not replay is
+refused with the service's replay error."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from api.test_tpm_protocol import (
+    LOG,
+    POLICY,
+    SHA1,
+    SHA256,
+    _ca,
+    _cert,
+    _tampered_log,
+    log_says_secure_boot,
+)
+from attestd.api.app import create_app
+from attestd.cli.main import main
+from attestd.config import Settings
+from attestd.evidence.eventlog import EventType, parse_event_log
+from attestd.evidence.tpm import parse_tpm2b_public
+from attestd.policy.document import unsigned_policy
+from attestd.service import AttestationService
+from attestd.store.sqlite import SQLiteStore
+from attestd.tpm_client import PytssTpm, parse_pcr_list
+from fakes.swtpm import start_swtpm
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass(frozen=True)
+class Setup:
+    tcti: str
+    url: str
+    aik_pem: Path
+    log: Path
+    bad_log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    work = tmp_path_factory.mktemp("tpm-client")
+    with start_swtpm(work) as tpm:
+        specs = [
+            f"{e.pcr}:sha1={e.digests[SHA1].hex()},sha256={e.digests[SHA256].hex()}"
+            for e in parse_event_log(LOG).events
+            if e.event_type != EventType.EV_NO_ACTION
+        ]
+        for i in range(0, len(specs), 16):
+            tpm.run("tpm2_pcrextend", *specs[i : i + 16], cwd=work)
+        # The client creates and persists its AK on first use; certify that AK here.
+        with PytssTpm(tpm.tcti) as device:
+            ak = parse_tpm2b_public(device.ak_public()).public_key()
+            assert device.ek_certificate() is not None  # swtpm_setup --create-ek-cert
+        assert isinstance(ak, rsa.RSAPublicKey)
+        ca_key, ca = _ca("attestd test AIK CA")
+        root = work / "aik-root.pem"
+        root.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        aik_pem = work / "aik.pem"
+        aik = _cert("AIK", ak, ("attestd test AIK CA", ca_key), ca=False)
+        aik_pem.write_bytes(aik.public_bytes(serialization.Encoding.PEM))
+        (work / "log.bin").write_bytes(LOG)
+        (work / "bad.bin").write_bytes(_tampered_log())
+
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        settings = Settings(
+            instance_url=url, database=str(work / "db.sqlite3"), tpm_aik_roots=(str(root),)
+        )
+        service = AttestationService(settings, store=SQLiteStore(settings.database))
+        service.set_policy("Tpm", unsigned_policy(POLICY % ""), actor="test")
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started
+        try:
+            yield Setup(tpm.tcti, url, aik_pem, work / "log.bin", work / "bad.bin")
+        finally:
+            server.should_exit = True
+            thread.join(10)
+            service.store.close()
+
+
+def _run(s: Setup, log: Path, *extra: str) -> int:
+    argv = ["attest", "tpm", "--endpoint", s.url, "--tcti", s.tcti, "--eventlog", str(log)]
+    return main([*argv, *extra])
+
+
+def _claims(token: str) -> dict[str, Any]:
+    part = token.split(".")[1]
+    data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return data
+
+
+def test_cli_attests_a_real_tpm(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(setup, setup.log, "--aik-cert", str(setup.aik_pem)) == 0
+    token = capsys.readouterr().out.strip()
+    claims = _claims(token)
+    assert claims["iss"] == setup.url
+    assert claims["x-ms-policy"] == {
+        "aikValidated": True,
+        "secureBootEnabled": log_says_secure_boot(LOG),
+        "tpmVersion": "2.0",
+    }
+    assert claims["cnf"]["jwk"]["kty"] == "RSA"
+    # The token verifies against the service's /certs.
+    assert main(["token", "verify", token, "--endpoint", setup.url]) == 0
+    assert json.loads(capsys.readouterr().out)["x-ms-policy"] == claims["x-ms-policy"]
+
+
+def test_cli_shows_the_replay_error(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(setup, setup.bad_log, "--aik-cert", str(setup.aik_pem)) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "PCR 4 (sha256 bank): the quote has" in captured.err
+
+
+def test_cli_without_aik_cert_says_enrollment_is_needed(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Until POST /enroll/Tpm exists (404) the client says to pass --aik-cert.
+    assert _run(setup, setup.log) == 1
+    err = capsys.readouterr().err
+    assert "pass --aik-cert" in err or "Tpm" in err
+
+
+def test_pcr_list() -> None:
+    assert parse_pcr_list("0-23") == list(range(24))
+    assert parse_pcr_list("0-2,7") == [0, 1, 2, 7]
