@@ -26,7 +26,7 @@ class ServiceError(AttestdError):
     code = "ServiceError"
 
     def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(f"{code}: {message}")
+        super().__init__(message)
         self.code = code
         self.status = status
 

@@ -14,8 +14,18 @@ tpm2-tss's ESAPI through tpm2-pytss (the optional extra ``attestd[tpm]``): it re
 certificate from NV, creates the TCG-template EK, and creates (under the EK) and persists a
 restricted RSA-2048/RSASSA-SHA256 AK at ``ak_handle`` on first use, or loads it from there.
 
-AIK enrollment (``POST /enroll/Tpm``) is a separate step: when no AIK certificate is given,
-:func:`enroll_aik` is the hook; it reports what is needed when the service has no such endpoint.
+When no AIK certificate is given, :func:`enroll_aik` gets one from the service's AIK CA
+(``POST /enroll/Tpm``, an attestd extension documented in :mod:`attestd.verify.tpm_enroll`):
+
+1. it sends the EK certificate (NV 0x1c00002, with any ``ek_chain`` intermediates), the EK public
+   area and the AK's TPM2B_PUBLIC, and gets a tpm2-tools credential file
+   (:func:`attestd.verify.tpm_credential.parse_tpm2_tools_credential`) and an
+   ``enrollment_context``;
+2. the TPM releases the credential's secret with ``TPM2_ActivateCredential`` (activateHandle the
+   AK, keyHandle the EK, authorized by a PolicySecret(TPM_RH_ENDORSEMENT) policy session) and
+   the client sends it back for ``{"aik_cert", "ca_cert"}``: the chain to attest with.
+
+A service without the endpoint (404/405) gets :class:`EnrollmentRequired`: pass ``--aik-cert``.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from attestd.client import AttestdClient, ServiceError
-from attestd.errors import AttestdError
+from attestd.errors import AttestdError, EvidenceError
 
 __all__ = [
     "DEFAULT_AK_HANDLE",
@@ -80,8 +90,18 @@ class TpmDevice(Protocol):
         """The DER EK certificate from NV, or None when the TPM has none."""
         ...
 
+    def ek_public(self) -> bytes:
+        """The TPM2B_PUBLIC of the (TCG default template) EK the certificate is for."""
+        ...
+
     def ak_public(self) -> bytes:
         """The AK's TPM2B_PUBLIC (creating and persisting the AK when there is none)."""
+        ...
+
+    def activate_credential(self, credential_blob: bytes, encrypted_secret: bytes) -> bytes:
+        """TPM2_ActivateCredential for the AK under the EK: ``credential_blob`` the
+        TPM2B_ID_OBJECT, ``encrypted_secret`` the TPM2B_ENCRYPTED_SECRET (each with its size
+        field); returns the recovered secret."""
         ...
 
     def quote(self, pcrs: Sequence[int], qualifying_data: bytes) -> Quote:
@@ -168,21 +188,56 @@ class PytssTpm:
         self._esys.policy_secret(ESYS_TR.ENDORSEMENT, session, b"", b"", b"", 0)
         return session
 
+    def _create_ek(self) -> tuple[Any, Any]:
+        """The TCG-template RSA-2048 EK as a transient object: (handle, TPM2B_PUBLIC)."""
+        from tpm2_pytss.constants import ESYS_TR
+        from tpm2_pytss.utils import NVReadEK, create_ek_template
+
+        _, ek_template = create_ek_template("EK-RSA2048", NVReadEK(self._esys))
+        handle, public = self._esys.create_primary(None, ek_template, ESYS_TR.ENDORSEMENT)[:2]
+        return handle, public
+
+    def ek_public(self) -> bytes:
+        ek, public = self._create_ek()
+        self._esys.flush_context(ek)
+        return bytes(public.marshal())
+
+    def activate_credential(self, credential_blob: bytes, encrypted_secret: bytes) -> bytes:
+        from tpm2_pytss.constants import ESYS_TR
+        from tpm2_pytss.TSS2_Exception import TSS2_Exception
+        from tpm2_pytss.types import TPM2B_ENCRYPTED_SECRET, TPM2B_ID_OBJECT
+
+        blob = TPM2B_ID_OBJECT.unmarshal(credential_blob)[0]
+        secret = TPM2B_ENCRYPTED_SECRET.unmarshal(encrypted_secret)[0]
+        ak = self._load_ak()
+        ek = self._create_ek()[0]
+        try:
+            session = self._policy_session()
+            try:
+                digest = self._esys.activate_credential(
+                    ak, ek, blob, secret, session1=ESYS_TR.PASSWORD, session2=session
+                )
+            finally:
+                self._esys.flush_context(session)
+        except TSS2_Exception as exc:
+            raise TpmClientError(f"TPM2_ActivateCredential failed: {exc}") from exc
+        finally:
+            self._esys.flush_context(ek)
+        return bytes(digest)
+
     def _load_ak(self) -> Any:
         if self._ak is not None:
             return self._ak
         from tpm2_pytss.constants import ESYS_TR
         from tpm2_pytss.TSS2_Exception import TSS2_Exception
         from tpm2_pytss.types import TPM2B_PUBLIC
-        from tpm2_pytss.utils import NVReadEK, create_ek_template
 
         try:
             self._ak = self._esys.tr_from_tpmpublic(self._ak_handle)
             return self._ak
         except TSS2_Exception:
             pass  # no AK yet: create one under the EK and persist it
-        _, ek_template = create_ek_template("EK-RSA2048", NVReadEK(self._esys))
-        ek = self._esys.create_primary(None, ek_template, ESYS_TR.ENDORSEMENT)[0]
+        ek = self._create_ek()[0]
         try:
             template = TPM2B_PUBLIC.parse(
                 "rsa2048:rsassa-sha256:null",
@@ -294,14 +349,19 @@ def _exchange(client: AttestdClient, payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def enroll_aik(client: AttestdClient, tpm: TpmDevice) -> list[x509.Certificate]:
-    """Hook for AIK enrollment (``POST /enroll/Tpm``, being built separately): sends the EK
-    certificate and the AK public key. A service without the endpoint (404) gets
-    :class:`EnrollmentRequired` with what to do instead."""
-    ek = tpm.ek_certificate()
-    if ek is None:
-        raise EnrollmentRequired("the TPM has no EK certificate in NV 0x1c00002: cannot enroll")
-    body = {"ek_cert": b64u(ek), "aik_pub": b64u(tpm.ak_public())}
+def _unb64(value: object, field: str) -> bytes:
+    """A binary value of an /enroll/Tpm answer (standard base64; base64url accepted)."""
+    if not isinstance(value, str):
+        raise TpmClientError(f"the /enroll/Tpm answer has no {field!r}")
+    try:
+        return base64.b64decode(
+            value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4), validate=True
+        )
+    except ValueError as exc:
+        raise TpmClientError(f"the /enroll/Tpm answer's {field!r} is not base64") from exc
+
+
+def _enroll_call(client: AttestdClient, body: dict[str, Any]) -> dict[str, Any]:
     try:
         reply = client._call("POST", "/enroll/Tpm", json=body)
     except ServiceError as exc:
@@ -309,10 +369,66 @@ def enroll_aik(client: AttestdClient, tpm: TpmDevice) -> list[x509.Certificate]:
             raise EnrollmentRequired(
                 "no AIK certificate: pass --aik-cert PEM (this service has no /enroll/Tpm)"
             ) from exc
+        if exc.status is not None:
+            raise TpmClientError(f"AIK enrollment refused by the service: {exc.message}") from exc
         raise
-    raise EnrollmentRequired(  # pragma: no cover - the enrollment exchange is not defined yet
-        f"the enrollment exchange is not implemented by this client (reply: {reply!r:.200})"
-    )
+    if not isinstance(reply, dict):
+        raise TpmClientError(f"unexpected reply from /enroll/Tpm: {reply!r:.200}")
+    return reply
+
+
+def enroll_aik(
+    client: AttestdClient,
+    tpm: TpmDevice,
+    *,
+    ek_chain: Sequence[x509.Certificate] = (),
+) -> list[x509.Certificate]:
+    """Get an AIK certificate for the TPM's AK from the service (``POST /enroll/Tpm``, the two
+    steps in the module docstring); ``ek_chain``: intermediates between the EK certificate and
+    the service's EK roots, the leaf's issuer first. Returns ``[AIK certificate, AIK CA]``.
+
+    Raises:
+        EnrollmentRequired: no EK certificate in NV, or the service has no /enroll/Tpm.
+        TpmClientError: the service refused a step (e.g. the EK does not chain to its roots),
+            an answer that does not parse, or the TPM refused the credential.
+        ServiceError: the service cannot be reached.
+    """
+    from attestd.evidence.tpm import parse_tpm2b_public
+    from attestd.verify.tpm_credential import parse_tpm2_tools_credential
+
+    ek = tpm.ek_certificate()
+    if ek is None:
+        raise EnrollmentRequired("the TPM has no EK certificate in NV 0x1c00002: cannot enroll")
+    ak_public = tpm.ak_public()
+    step1: dict[str, Any] = {
+        "ek_cert": b64u(ek),
+        "ak_public": b64u(ak_public),
+        "ek_public": b64u(tpm.ek_public()),
+    }
+    if ek_chain:
+        step1["ek_chain"] = [b64u(c.public_bytes(serialization.Encoding.DER)) for c in ek_chain]
+    first = _enroll_call(client, step1)
+    credential = _unb64(first.get("credential"), "credential")
+    context = first.get("enrollment_context")
+    if not isinstance(context, str):
+        raise TpmClientError("the /enroll/Tpm answer has no 'enrollment_context'")
+    try:
+        blob, encrypted_secret = parse_tpm2_tools_credential(credential)
+    except EvidenceError as exc:
+        raise TpmClientError(f"the /enroll/Tpm credential does not parse: {exc}") from exc
+    secret = tpm.activate_credential(blob, encrypted_secret)
+    second = _enroll_call(client, {"enrollment_context": context, "secret": b64u(secret)})
+    try:
+        aik = x509.load_der_x509_certificate(_unb64(second.get("aik_cert"), "aik_cert"))
+        ca = x509.load_der_x509_certificate(_unb64(second.get("ca_cert"), "ca_cert"))
+    except ValueError as exc:
+        raise TpmClientError(f"the /enroll/Tpm answer has a bad certificate: {exc}") from exc
+    der = serialization.Encoding.DER
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    ak_key = parse_tpm2b_public(ak_public).public_key()
+    if aik.public_key().public_bytes(der, spki) != ak_key.public_bytes(der, spki):
+        raise TpmClientError("the AIK certificate from /enroll/Tpm is not for this TPM's AK")
+    return [aik, ca]
 
 
 def attest_tpm(
@@ -321,12 +437,14 @@ def attest_tpm(
     *,
     log: bytes | None,
     aik_chain: Sequence[x509.Certificate] = (),
+    ek_chain: Sequence[x509.Certificate] = (),
     pcrs: Sequence[int] = tuple(range(24)),
     rp_data: str | None = None,
 ) -> str:
-    """Run the protocol; return the report JWT."""
+    """Run the protocol; return the report JWT. Without ``aik_chain`` the AK is enrolled first
+    (:func:`enroll_aik`, with ``ek_chain``)."""
     if not aik_chain:
-        aik_chain = enroll_aik(client, tpm)
+        aik_chain = enroll_aik(client, tpm, ek_chain=ek_chain)
     init = _exchange(client, {"type": "aikcert"})
     try:
         challenge, context = str(init["challenge"]), str(init["service_context"])

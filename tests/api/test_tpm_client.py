@@ -1,7 +1,10 @@
 """``attestd attest tpm`` (attestd.tpm_client over tpm2-pytss) against a REAL swtpm into which a
-real TCG log was extended, and a live attestd (uvicorn) with a TPM policy and an AIK CA minted
-here: the printed token's ``x-ms-policy`` claims match the log; a log that does not replay is
-refused with the service's replay error."""
+real TCG log was extended, and a live attestd (uvicorn) with a TPM policy, an AIK CA minted here
+and the swtpm local CA root as its EK root: the printed token's ``x-ms-policy`` claims match the
+log; a log that does not replay is refused with the service's replay error; without
+``--aik-cert`` the client enrolls its AK (``POST /enroll/Tpm``, TPM2_ActivateCredential through
+tpm2-pytss) and attests with the service's own AIK certificate; a service with no EK roots
+refuses the enrollment."""
 
 from __future__ import annotations
 
@@ -11,12 +14,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -51,12 +56,40 @@ class Setup:
     aik_pem: Path
     log: Path
     bad_log: Path
+    ek_issuer: Path
+    ak: rsa.RSAPublicKey
+    bare_url: str  # a service without tpm_ek_roots
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def _serve(work: Path, name: str, **settings_kw: Any) -> Iterator[str]:
+    """A live attestd (uvicorn, in a thread) with the TPM policy; yields its URL."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(instance_url=url, database=str(work / f"{name}.sqlite3"), **settings_kw)
+    service = AttestationService(settings, store=SQLiteStore(settings.database))
+    service.set_policy("Tpm", unsigned_policy(POLICY % ""), actor="test")
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        service.store.close()
 
 
 @pytest.fixture(scope="module")
@@ -84,28 +117,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         (work / "log.bin").write_bytes(LOG)
         (work / "bad.bin").write_bytes(_tampered_log())
 
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        settings = Settings(
-            instance_url=url, database=str(work / "db.sqlite3"), tpm_aik_roots=(str(root),)
-        )
-        service = AttestationService(settings, store=SQLiteStore(settings.database))
-        service.set_policy("Tpm", unsigned_policy(POLICY % ""), actor="test")
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started
-        try:
-            yield Setup(tpm.tcti, url, aik_pem, work / "log.bin", work / "bad.bin")
-        finally:
-            server.should_exit = True
-            thread.join(10)
-            service.store.close()
+        ek_root, ek_issuer = tpm.ca_certificates
+        with (
+            _serve(work, "main", tpm_aik_roots=(str(root),), tpm_ek_roots=(str(ek_root),)) as url,
+            _serve(work, "bare") as bare_url,
+        ):
+            yield Setup(
+                tpm.tcti, url, aik_pem, work / "log.bin", work / "bad.bin", ek_issuer, ak, bare_url
+            )
 
 
 def _run(s: Setup, log: Path, *extra: str) -> int:
@@ -142,13 +161,40 @@ def test_cli_shows_the_replay_error(setup: Setup, capsys: pytest.CaptureFixture[
     assert "PCR 4 (sha256 bank): the quote has" in captured.err
 
 
-def test_cli_without_aik_cert_says_enrollment_is_needed(
+def test_cli_enrolls_the_ak_and_attests(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No --aik-cert: POST /enroll/Tpm (EK certificate + its issuer, checked against the swtpm
+    # local CA root), TPM2_ActivateCredential in the swtpm, then the protocol with the AIK
+    # certificate the service's own AIK CA issued.
+    saved = tmp_path / "aik-chain.pem"
+    argv = ["--ek-chain", str(setup.ek_issuer), "--save-aik-cert", str(saved)]
+    assert _run(setup, setup.log, *argv) == 0, capsys.readouterr().err
+    token = capsys.readouterr().out.strip()
+    claims = _claims(token)
+    assert claims["x-ms-policy"]["aikValidated"] is True
+    assert claims["x-ms-policy"]["tpmVersion"] == "2.0"
+    aik, ca = x509.load_pem_x509_certificates(saved.read_bytes())
+    aik.verify_directly_issued_by(ca)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    assert aik.public_key().public_bytes(der, spki) == setup.ak.public_bytes(der, spki)
+    minted = x509.load_pem_x509_certificate(setup.aik_pem.read_bytes())
+    assert aik.issuer != minted.issuer  # the instance's AIK CA, not the test's
+    # The saved chain is what --aik-cert takes.
+    assert _run(setup, setup.log, "--aik-cert", str(saved)) == 0
+    assert _claims(capsys.readouterr().out.strip())["x-ms-policy"]["aikValidated"] is True
+
+
+def test_cli_enrollment_refused_without_ek_roots(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Until POST /enroll/Tpm exists (404) the client says to pass --aik-cert.
-    assert _run(setup, setup.log) == 1
-    err = capsys.readouterr().err
-    assert "pass --aik-cert" in err or "Tpm" in err
+    bare = replace(setup, url=setup.bare_url)
+    assert _run(bare, setup.log, "--ek-chain", str(setup.ek_issuer)) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "AIK enrollment refused by the service" in captured.err
+    assert "no EK roots are configured (tpm_ek_roots)" in captured.err
 
 
 def test_pcr_list() -> None:

@@ -67,28 +67,48 @@ def cmd_attest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _certificates(path: str) -> list[x509.Certificate]:
+    """A PEM chain or one DER certificate."""
+    data = _read(path)
+    try:
+        return (
+            x509.load_pem_x509_certificates(data)
+            if b"-----BEGIN" in data
+            else [x509.load_der_x509_certificate(data)]
+        )
+    except ValueError as exc:
+        raise SystemExit(f"attestd: {path}: not a PEM or DER certificate") from exc
+
+
 def cmd_attest_tpm(args: argparse.Namespace) -> int:
-    from attestd.tpm_client import PytssTpm, TpmClientError, attest_tpm, parse_pcr_list
+    from attestd.tpm_client import (
+        PytssTpm,
+        TpmClientError,
+        attest_tpm,
+        enroll_aik,
+        parse_pcr_list,
+    )
 
     if args.evidence is not None:
         raise SystemExit("attestd attest tpm: takes no EVIDENCE argument (the TPM is read)")
-    chain: list[x509.Certificate] = []
-    if args.aik_cert:
-        data = _read(args.aik_cert)
-        try:
-            chain = (
-                x509.load_pem_x509_certificates(data)
-                if b"-----BEGIN" in data
-                else [x509.load_der_x509_certificate(data)]
-            )
-        except ValueError as exc:
-            raise SystemExit(f"attestd: {args.aik_cert}: not a PEM or DER certificate") from exc
+    chain = _certificates(args.aik_cert) if args.aik_cert else []
+    ek_chain = _certificates(args.ek_chain) if args.ek_chain else []
     try:
         pcrs = parse_pcr_list(args.pcrs)
     except TpmClientError as exc:
         raise SystemExit(f"attestd: {exc.message}") from exc
     log = _read(args.eventlog)
     with _client(args) as c, PytssTpm(args.tcti) as tpm:
+        if not chain:
+            chain = enroll_aik(c, tpm, ek_chain=ek_chain)
+            if args.save_aik_cert:
+                pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
+                try:
+                    Path(args.save_aik_cert).write_bytes(pem)
+                except OSError as exc:
+                    raise SystemExit(
+                        f"attestd: cannot write {args.save_aik_cert}: {exc.strerror}"
+                    ) from exc
         token = attest_tpm(c, tpm, log=log, aik_chain=chain, pcrs=pcrs)
     print(token)
     print(json.dumps(_claims(token), indent=2, sort_keys=True), file=sys.stderr)
@@ -192,7 +212,19 @@ def add_online_commands(sub: Any, policy_sub: Any) -> None:
     tpm = a.add_argument_group("tpm (needs attestd[tpm])")
     tpm.add_argument("--tcti", help="TPM TCTI, e.g. device:/dev/tpmrm0 (default: tss2's)")
     tpm.add_argument("--eventlog", default=None, help="TCG event log (default: the kernel's)")
-    tpm.add_argument("--aik-cert", help="AIK certificate (PEM chain, leaf first, or DER)")
+    aik = tpm.add_mutually_exclusive_group()
+    aik.add_argument(
+        "--aik-cert",
+        help="AIK certificate (PEM chain, leaf first, or DER); "
+        "default: enroll the AK with the service (POST /enroll/Tpm)",
+    )
+    aik.add_argument(
+        "--save-aik-cert", metavar="PATH", help="write the enrolled AIK chain here (PEM)"
+    )
+    tpm.add_argument(
+        "--ek-chain",
+        help="EK certificate intermediates for enrollment (PEM, the EK's issuer first)",
+    )
     tpm.add_argument("--pcrs", default="0-23", help="PCRs to quote (default 0-23)")
     group = a.add_mutually_exclusive_group()
     group.add_argument("--runtime-data", help="file: runtime data bound as Binary")
