@@ -678,7 +678,15 @@ class AttestationService:
         return context
 
     def _tpm_report(self, jws: object) -> str:
-        """Step 2: verify the attReqV2 request, evaluate the Tpm policy, issue the report."""
+        """Step 2: verify the attReqV2 request, evaluate the Tpm policy, issue the report.
+
+        Besides MAA's report claims the token carries attestd's own top-level
+        ``x-attestd-pcrs`` (MAA treats ``pcrs`` as read-only, so a policy cannot issue it): MAA's
+        ``{"PCRs": [{"Digests": {"SHA1": hex, "SHA256": hex}, "Index": n}]}`` form
+        (:func:`attestd.claims.tpm.pcrs_json`) restricted to the verified values, i.e. the PCRs
+        in ``x-attestd-verified-pcrs`` and the banks whose replay of the event log equalled the
+        signed quote. A PCR or bank the log does not vouch for (e.g. the SHA-256 bank under a
+        legacy SHA-1 log) is left out; without an event log the claim is absent."""
         import secrets
         from dataclasses import replace
 
@@ -736,6 +744,9 @@ class AttestationService:
             "x-ms-tpm-request-key": verified.claims["x-ms-tpm-request-key"],
             "x-ms-ver": "1.0",
         }
+        pcrs = _verified_pcrs(verified.claims)
+        if pcrs is not None:
+            claims["x-attestd-pcrs"] = pcrs
         if request.rp_data is not None:
             claims["rp_data"] = request.rp_data
         nonce = request.nonce if request.nonce is not None else request.rp_data
@@ -896,6 +907,25 @@ def _property(properties: Mapping[str, Any], name: str, kind: type[_T], default:
             f" not {value!r}"
         )
     return value
+
+
+def _verified_pcrs(incoming: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``x-attestd-pcrs`` (see ``_tpm_report``): the incoming ``pcrs`` claim (every quoted
+    value) cut down to the PCRs in ``x-attestd-verified-pcrs`` and to the banks the replay
+    verified (the banks listed in the rendered events' ``Digests``). ``None`` without a log."""
+    indexes = incoming.get("x-attestd-verified-pcrs")
+    if indexes is None:
+        return None
+    events = incoming.get("events", {}).get("Events", [])
+    banks = {name for event in events for name in event.get("Digests", {})}
+    out = []
+    for entry in incoming["pcrs"]["PCRs"]:
+        if entry["Index"] not in indexes:
+            continue
+        digests = {k: v for k, v in entry["Digests"].items() if k in banks}
+        if digests:
+            out.append({"Digests": digests, "Index": entry["Index"]})
+    return {"PCRs": out}
 
 
 def _sign_with(key: SigningKey, data: bytes) -> bytes:

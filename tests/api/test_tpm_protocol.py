@@ -302,9 +302,12 @@ def test_attestation_with_a_real_tpm_gives_maa_shaped_report(api: Api, machine: 
     r = api.send(request(machine, challenge, context, aik_cert=machine.ak_cert))
     claims = report_claims(api, r)
     assert set(claims) == {
-        "cnf", "exp", "iat", "iss", "jti", "nbf", "nonce", "rp_data", "ver",
+        "cnf", "exp", "iat", "iss", "jti", "nbf", "nonce", "rp_data", "ver", "x-attestd-pcrs",
         "x-ms-policy", "x-ms-policy-hash", "x-ms-tpm-request-key", "x-ms-ver",
     }  # fmt: skip
+    # attestd's own claim: the log-verified PCRs (the quoted sha256 bank), MAA's pcrs form.
+    assert [p["Index"] for p in claims["x-attestd-pcrs"]["PCRs"]] == list(range(10))
+    assert all(set(p["Digests"]) == {"SHA256"} for p in claims["x-attestd-pcrs"]["PCRs"])
     assert claims["nbf"] == claims["iat"] - 300
     assert claims["exp"] - claims["iat"] == 24 * 3600  # report_validity_in_minutes default
     assert len(claims["jti"]) == 40 and int(claims["jti"], 16) >= 0

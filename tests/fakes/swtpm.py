@@ -121,6 +121,7 @@ class Swtpm:
     ctrl_port: int
     directory: Path
     process: subprocess.Popen[bytes]
+    ca_directory: Path | None = None  # a shared local CA (``start_swtpm(ca=...)``)
 
     @property
     def env(self) -> dict[str, str]:
@@ -130,7 +131,7 @@ class Swtpm:
     @property
     def ca_certificates(self) -> tuple[Path, Path]:
         """(root, issuer) PEM certificates of the local CA that signed the EK certificates."""
-        ca = self.directory / "localca"
+        ca = self.ca_directory or self.directory / "localca"
         return ca / "swtpm-localca-rootca-cert.pem", ca / "issuercert.pem"
 
     def run(
@@ -150,11 +151,11 @@ class Swtpm:
         return result
 
 
-def _write_ca_config(root: Path) -> Path:
-    """swtpm_setup.conf pointing at swtpm_localca with a CA in ``root/localca`` (created by
-    swtpm_localca on first use: root CA + signing key + issuer certificate)."""
-    ca = root / "localca"
-    ca.mkdir()
+def _write_ca_config(root: Path, ca: Path | None = None) -> Path:
+    """swtpm_setup.conf pointing at swtpm_localca with a CA in ``ca`` (default ``root/localca``;
+    created by swtpm_localca on first use: root CA + signing key + issuer certificate)."""
+    ca = ca or root / "localca"
+    ca.mkdir(exist_ok=True)
     localca_conf = ca / "swtpm-localca.conf"
     localca_conf.write_text(
         f"statedir = {ca}\n"
@@ -175,10 +176,10 @@ def _write_ca_config(root: Path) -> Path:
     return setup_conf
 
 
-def _manufacture(root: Path) -> Path:
+def _manufacture(root: Path, ca: Path | None = None) -> Path:
     state = root / "state"
     state.mkdir()
-    setup_conf = _write_ca_config(root)
+    setup_conf = _write_ca_config(root, ca)
     tmp = root / "tmp"
     tmp.mkdir()
     result = _run(
@@ -241,14 +242,15 @@ def _stop(tpm: Swtpm) -> None:
 
 
 @contextmanager
-def start_swtpm(directory: Path) -> Iterator[Swtpm]:
+def start_swtpm(directory: Path, *, ca: Path | None = None) -> Iterator[Swtpm]:
     """Manufacture and run a fresh swtpm under ``directory/swtpm`` (``directory`` is typically
-    ``tmp_path``); stop it and remove ``directory/swtpm`` on exit."""
+    ``tmp_path``); stop it and remove ``directory/swtpm`` on exit. ``ca``: a local-CA directory
+    to keep outside ``directory`` and share between TPMs (one EK root for many TPMs)."""
     require_programs(_SWTPM_PROGRAMS)
     root = Path(directory) / "swtpm"
     root.mkdir()
     try:
-        state = _manufacture(root)
+        state = _manufacture(root, ca)
         log = root / "swtpm.log"
         for _ in range(_START_ATTEMPTS):
             port = _free_port_pair()
@@ -271,7 +273,8 @@ def start_swtpm(directory: Path) -> Iterator[Swtpm]:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
-            tpm = Swtpm(f"swtpm:host={_HOST},port={port}", port, port + 1, root, process)
+            tcti = f"swtpm:host={_HOST},port={port}"
+            tpm = Swtpm(tcti, port, port + 1, root, process, ca)
             if _wait_ready(process, port, port + 1):
                 break
             _stop(tpm)
