@@ -14,10 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 import ssl
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +25,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import uvicorn
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError
 from azure.security.attestation import (
@@ -49,6 +45,7 @@ from attestd.policy.defaults import SGX_DEFAULT
 from attestd.service import AttestationService
 from attestd.store.sqlite import SQLiteStore
 from conftest import MAA_OFFLINE, VECTORS
+from fakes.live import listen, serving
 
 SET = MAA_OFFLINE / "pysdk_b779_nondebug__2023-05"
 META = json.loads((SET / "meta.json").read_text())
@@ -172,9 +169,7 @@ class Instance:
 @contextmanager
 def serve(folder: Path, tls: ServerTls, **settings: Any) -> Iterator[Instance]:
     """attestd under uvicorn, TLS on 127.0.0.1, in a background thread, until the block ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+    sock, url = listen("https")
     folder.mkdir(parents=True, exist_ok=True)
     config = Settings(
         instance_url=url,
@@ -185,33 +180,14 @@ def serve(folder: Path, tls: ServerTls, **settings: Any) -> Iterator[Instance]:
     )
     service = AttestationService(config, store=SQLiteStore(config.database))  # real clock
     api_key = service.store.create_api_key("sdk-admin", at=datetime.now(UTC))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(service),
-            ssl_keyfile=str(tls.key_file),
-            ssl_certfile=str(tls.cert_file),
-            lifespan="off",
-            ws="none",
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
+    tls_files = {"ssl_keyfile": str(tls.key_file), "ssl_certfile": str(tls.cert_file)}
     try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "uvicorn exited during startup"
-            assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
-            time.sleep(0.01)
-        yield Instance(url, service, api_key, tls)
+        with serving(
+            create_app(service), sock, ws="none", timeout_graceful_shutdown=5, **tls_files
+        ):
+            yield Instance(url, service, api_key, tls)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
         service.store.close()
-    assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @pytest.fixture(scope="module")

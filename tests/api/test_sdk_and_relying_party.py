@@ -4,16 +4,12 @@ SDK and the verifier go through Starlette's test client; the CLI against a live 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
 
 from attestd.api.app import create_app
@@ -24,6 +20,7 @@ from attestd.relying_party import TokenInvalid, TokenVerifier
 from attestd.service import AttestationService
 from attestd.store.sqlite import SQLiteStore
 from conftest import MAA_OFFLINE, VECTORS
+from fakes.live import listen, serving
 
 SET = MAA_OFFLINE / "pysdk_b779_nondebug__2023-05"
 AT = datetime.fromtimestamp(
@@ -116,31 +113,16 @@ def test_sdk_policy_management(app_client: tuple[TestClient, AttestationService,
     assert err.value.status == 401
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    sock, url = listen()
     service = service_for(tmp_path, url)
     key = service.store.create_api_key("admin", at=datetime.now(UTC))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield url, key
-    server.should_exit = True
-    thread.join(10)
-    service.store.close()
+    try:
+        with serving(create_app(service), sock):
+            yield url, key
+    finally:
+        service.store.close()
 
 
 def test_cli_attest_verify_and_policy(
@@ -222,8 +204,7 @@ def test_cli_isolated_instance_signers_and_signed_policies(
 ) -> None:
     key1, cert1 = _signer(tmp_path, "first-signer")
     _, cert2 = _signer(tmp_path, "second-signer")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    sock, url = listen()
     settings = Settings(
         instance_url=url,
         database=str(tmp_path / "iso.sqlite3"),
@@ -234,44 +215,40 @@ def test_cli_isolated_instance_signers_and_signed_policies(
     )
     service = AttestationService(settings, store=SQLiteStore(settings.database))
     admin = service.store.create_api_key("admin", at=datetime.now(UTC))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
     try:
-        common = ["--endpoint", url, "--admin-key", admin]
-        policy = VECTORS / "maa/policies/minimal_permit_all.txt"
-        # unsigned policy on an isolated instance: refused
-        assert main(["policy", "set", "SgxEnclave", str(policy), *common]) == 1
-        assert "InvalidOperation" in capsys.readouterr().err
-        signed = ["--key", str(key1), "--certificate", str(cert1)]
-        assert main(["policy", "set", "SgxEnclave", str(policy), *signed, *common]) == 0
-        assert "x-ms-policy-signer" in json.loads(capsys.readouterr().out)
-        # policy sign prints MAA's JWS, which verifies against the signer
-        assert main(["policy", "sign", str(policy), *signed]) == 0
-        from cryptography import x509
+        with serving(create_app(service), sock):
+            common = ["--endpoint", url, "--admin-key", admin]
+            policy = VECTORS / "maa/policies/minimal_permit_all.txt"
+            # unsigned policy on an isolated instance: refused
+            assert main(["policy", "set", "SgxEnclave", str(policy), *common]) == 1
+            assert "InvalidOperation" in capsys.readouterr().err
+            signed = ["--key", str(key1), "--certificate", str(cert1)]
+            assert main(["policy", "set", "SgxEnclave", str(policy), *signed, *common]) == 0
+            assert "x-ms-policy-signer" in json.loads(capsys.readouterr().out)
+            # policy sign prints MAA's JWS, which verifies against the signer
+            assert main(["policy", "sign", str(policy), *signed]) == 0
+            from cryptography import x509
 
-        from attestd.policy.document import parse_policy_document, verify_policy_document
+            from attestd.policy.document import parse_policy_document, verify_policy_document
 
-        doc = parse_policy_document(capsys.readouterr().out.strip())
-        trusted = [x509.load_pem_x509_certificate(cert1.read_bytes())]
-        verify_policy_document(doc, trusted_signers=trusted, require_signed=True)
-        # signers: add the second (signed by the first), list, remove it, the last one stays
-        assert main(["signers", "add", str(cert2), *signed, *common]) == 0
-        assert json.loads(capsys.readouterr().out)["x-ms-policycertificates-result"] == "IsPresent"
-        assert main(["signers", "list", *common]) == 0
-        listed = capsys.readouterr().out
-        assert "first-signer" in listed and "second-signer" in listed
-        assert main(["signers", "remove", str(cert2), *signed, *common]) == 0
-        assert json.loads(capsys.readouterr().out)["x-ms-policycertificates-result"] == "IsAbsent"
-        assert main(["signers", "remove", str(cert1), *signed, *common]) == 1
-        assert "last policy management certificate" in capsys.readouterr().err
+            doc = parse_policy_document(capsys.readouterr().out.strip())
+            trusted = [x509.load_pem_x509_certificate(cert1.read_bytes())]
+            verify_policy_document(doc, trusted_signers=trusted, require_signed=True)
+            # signers: add the second (signed by the first), list, remove it, the last one stays
+            assert main(["signers", "add", str(cert2), *signed, *common]) == 0
+            assert (
+                json.loads(capsys.readouterr().out)["x-ms-policycertificates-result"] == "IsPresent"
+            )
+            assert main(["signers", "list", *common]) == 0
+            listed = capsys.readouterr().out
+            assert "first-signer" in listed and "second-signer" in listed
+            assert main(["signers", "remove", str(cert2), *signed, *common]) == 0
+            assert (
+                json.loads(capsys.readouterr().out)["x-ms-policycertificates-result"] == "IsAbsent"
+            )
+            assert main(["signers", "remove", str(cert1), *signed, *common]) == 1
+            assert "last policy management certificate" in capsys.readouterr().err
     finally:
-        server.should_exit = True
-        thread.join(10)
         service.store.close()
 
 

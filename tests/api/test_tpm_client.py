@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -20,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -44,6 +40,7 @@ from attestd.policy.document import unsigned_policy
 from attestd.service import AttestationService
 from attestd.store.sqlite import SQLiteStore
 from attestd.tpm_client import PytssTpm, parse_pcr_list
+from fakes.live import listen, serving
 from fakes.swtpm import start_swtpm
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,34 +58,17 @@ class Setup:
     bare_url: str  # a service without tpm_ek_roots
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _serve(work: Path, name: str, **settings_kw: Any) -> Iterator[str]:
     """A live attestd (uvicorn, in a thread) with the TPM policy; yields its URL."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    sock, url = listen()
     settings = Settings(instance_url=url, database=str(work / f"{name}.sqlite3"), **settings_kw)
     service = AttestationService(settings, store=SQLiteStore(settings.database))
     service.set_policy("Tpm", unsigned_policy(POLICY % ""), actor="test")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
     try:
-        yield url
+        with serving(create_app(service), sock):
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(10)
         service.store.close()
 
 

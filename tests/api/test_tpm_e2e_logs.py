@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from api.test_tpm_client import _claims, _free_port
+from api.test_tpm_client import _claims
 from api.test_tpm_protocol import SHA1, SHA256, log_says_secure_boot
 from attestd.api.app import create_app
 from attestd.cli.main import main
@@ -39,6 +36,7 @@ from attestd.policy.document import unsigned_policy
 from attestd.service import AttestationService
 from attestd.store.sqlite import SQLiteStore
 from conftest import VECTORS
+from fakes.live import listen, serving
 from fakes.swtpm import start_swtpm
 
 pytestmark = pytest.mark.timeout(120)
@@ -67,27 +65,16 @@ class Service:
 @contextmanager
 def _serve(work: Path, ek_root: Path) -> Iterator[str]:
     """A live attestd (uvicorn, in a thread) with POLICY for Tpm; yields its URL."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    sock, url = listen()
     settings = Settings(
         instance_url=url, database=str(work / "e2e.sqlite3"), tpm_ek_roots=(str(ek_root),)
     )
     service = AttestationService(settings, store=SQLiteStore(settings.database))
     service.set_policy("Tpm", unsigned_policy(POLICY), actor="test")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
     try:
-        yield url
+        with serving(create_app(service), sock):
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(10)
         service.store.close()
 
 
