@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["CertFields", "CrlFields", "common_name", "crl_issuer", "tbs_issuer_subject"]
+__all__ = ["CertFields", "CrlFields", "common_name"]
 
 _SEQUENCE, _SET, _INTEGER = 0x30, 0x31, 0x02
 _CN_OID = b"\x06\x03\x55\x04\x03"  # 2.5.4.3 commonName
@@ -41,34 +41,6 @@ def _element(data: bytes, pos: int) -> tuple[bytes, int]:
     return data[pos:end], end
 
 
-def tbs_issuer_subject(tbs: bytes) -> tuple[bytes, bytes]:
-    """RFC 5280 §4.1: TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber,
-    signature, issuer, validity, subject, ... }. Returns the DER of issuer and subject."""
-    tag, pos, _ = _tlv(tbs, 0)
-    if tag != _SEQUENCE:
-        raise ValueError("TBSCertificate is not a SEQUENCE")
-    if tbs[pos] == 0xA0:  # [0] EXPLICIT version
-        _, pos = _element(tbs, pos)
-    _, pos = _element(tbs, pos)  # serialNumber
-    _, pos = _element(tbs, pos)  # signature AlgorithmIdentifier
-    issuer, pos = _element(tbs, pos)
-    _, pos = _element(tbs, pos)  # validity
-    subject, _ = _element(tbs, pos)
-    return issuer, subject
-
-
-def crl_issuer(tbs: bytes) -> bytes:
-    """RFC 5280 §5.1: TBSCertList ::= SEQUENCE { version OPTIONAL, signature, issuer, ... }."""
-    tag, pos, _ = _tlv(tbs, 0)
-    if tag != _SEQUENCE:
-        raise ValueError("TBSCertList is not a SEQUENCE")
-    if tbs[pos] == _INTEGER:
-        _, pos = _element(tbs, pos)
-    _, pos = _element(tbs, pos)  # signature AlgorithmIdentifier
-    issuer, _ = _element(tbs, pos)
-    return issuer
-
-
 def common_name(name: bytes) -> str:
     """The first commonName of a DER Name (RDNSequence), or "" when there is none."""
     _, pos, end = _tlv(name, 0)
@@ -83,6 +55,22 @@ def common_name(name: bytes) -> str:
             apos = vend
         pos = send
     return ""
+
+
+def _signed(der: bytes, what: str) -> tuple[bytes, bytes, bytes]:
+    """RFC 5280 §4.1.1 / §5.1.1: SEQUENCE { tbs, signatureAlgorithm, signatureValue BIT STRING }.
+    Returns (the TBS element, the AlgorithmIdentifier element, the signature bytes)."""
+    tag, pos, _ = _tlv(der, 0)
+    if tag != _SEQUENCE:
+        raise ValueError(f"{what} is not a SEQUENCE")
+    tbs, pos = _element(der, pos)
+    alg, pos = _element(der, pos)
+    tag, s, e = _tlv(der, pos)
+    if tag != 0x03 or s == e or der[s] != 0:
+        raise ValueError(f"{what} signatureValue is not a BIT STRING")
+    if _tlv(tbs, 0)[1] == len(tbs):
+        raise ValueError(f"{what} TBS is empty")
+    return tbs, alg, der[s + 1 : e]
 
 
 _ECDSA_SHA256_ALG = bytes.fromhex("300a06082a8648ce3d040302")  # AlgorithmIdentifier, no params
@@ -106,15 +94,7 @@ class CertFields:
     )
 
     def __init__(self, der: bytes) -> None:
-        tag, pos, _ = _tlv(der, 0)
-        if tag != _SEQUENCE:
-            raise ValueError("Certificate is not a SEQUENCE")
-        self.tbs, pos = _element(der, pos)
-        alg, pos = _element(der, pos)
-        tag, s, e = _tlv(der, pos)
-        if tag != 0x03 or s == e or der[s] != 0:
-            raise ValueError("signatureValue is not a BIT STRING")
-        self.signature = der[s + 1 : e]
+        self.tbs, alg, self.signature = _signed(der, "Certificate")
         tbs = self.tbs
         _, pos, _ = _tlv(tbs, 0)
         if tbs[pos] == 0xA0:
@@ -183,15 +163,7 @@ class CrlFields:
     )
 
     def __init__(self, der: bytes) -> None:
-        tag, pos, _ = _tlv(der, 0)
-        if tag != _SEQUENCE:
-            raise ValueError("CertificateList is not a SEQUENCE")
-        self.tbs, pos = _element(der, pos)
-        alg, pos = _element(der, pos)
-        tag, s, e = _tlv(der, pos)
-        if tag != 0x03 or s == e or der[s] != 0:
-            raise ValueError("signatureValue is not a BIT STRING")
-        self.signature = der[s + 1 : e]
+        self.tbs, alg, self.signature = _signed(der, "CertificateList")
         tbs = self.tbs
         _, pos, end = _tlv(tbs, 0)
         if tbs[pos] == _INTEGER:
