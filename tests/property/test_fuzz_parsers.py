@@ -20,6 +20,7 @@ from attestd.pki.certs import load_crl
 from attestd.pki.sgx_extension import SGX_EXTENSION_OID, parse_pck_extension
 from attestd.verify.dcap import DcapVerifier
 from conftest import DCAP, MAA_OFFLINE
+from property.mutations import mutated
 
 SEEDS = [
     (DCAP / p).read_bytes()
@@ -32,31 +33,6 @@ SEEDS = [
 ]
 OE_SEED = (MAA_OFFLINE / "pysdk_b779_nondebug__2023-05/openenclave_report.bin").read_bytes()
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@st.composite
-def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(0, 4))):
-        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete", "int"]))
-        if not data:
-            break
-        i = draw(st.integers(0, len(data) - 1))
-        if op == "flip":
-            data[i] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set":
-            data[i] = draw(st.integers(0, 255))
-        elif op == "cut":
-            del data[i:]
-        elif op == "insert":
-            data[i:i] = draw(st.binary(min_size=1, max_size=16))
-        elif op == "delete":
-            del data[i : i + draw(st.integers(1, 64))]
-        else:  # a hostile length field
-            value = draw(st.sampled_from([0, 1, 0x7F, 0xFFFF, 0xFFFFFFFF]))
-            size = draw(st.sampled_from([2, 4]))
-            data[i : i + size] = value.to_bytes(8, "little")[:size]
-    return bytes(data)
 
 
 @FUZZ

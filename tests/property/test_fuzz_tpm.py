@@ -32,6 +32,7 @@ from attestd.evidence.tpm import (
 )
 from attestd.verify.tpm import verify_quote
 from conftest import VECTORS
+from property.mutations import mutated
 
 TPM = VECTORS / "tpm"
 REPLAYED = sorted(p for p in (TPM / "swtpm-replayed").iterdir() if p.is_dir())
@@ -61,33 +62,6 @@ PCR_BLOBS = [
 SELECTIONS = [a[0x59:0x69] for a in ATTESTS[:4]]  # the TPML_PCR_SELECTION of the swtpm quotes
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@st.composite
-def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(0, 4))):
-        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete", "size"]))
-        if not data:
-            break
-        i = draw(st.integers(0, len(data) - 1))
-        if op == "flip":
-            data[i] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set":
-            data[i] = draw(st.integers(0, 255))
-        elif op == "cut":
-            del data[i:]
-        elif op == "insert":
-            data[i:i] = draw(st.binary(min_size=1, max_size=16))
-        elif op == "delete":
-            del data[i : i + draw(st.integers(1, 64))]
-        else:  # a hostile size / count / algorithm field, either byte order
-            value = draw(st.sampled_from([0, 1, 0x10, 0x7F, 0x80, 0xFFFF, 0xFFFFFFFF]))
-            size = draw(st.sampled_from([2, 4]))
-            value &= (1 << 8 * size) - 1
-            big = draw(st.booleans())
-            data[i : i + size] = value.to_bytes(size, "big" if big else "little")
-    return bytes(data)
 
 
 def _only_evidence_errors(parse: Callable[[bytes], object], data: bytes) -> object:
