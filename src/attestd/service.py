@@ -161,13 +161,18 @@ class AttestationService:
         rec = self.store.active_signing_key()
         if rec is not None:
             return SigningKey.from_pem(rec.private_key_pem, rec.certificate_pem)
+        return self._new_signing_key(active=True)
+
+    def _new_signing_key(self, *, active: bool) -> SigningKey:
+        """Generate a signing key for this instance and store it (active, or waiting for
+        ``rotate_to``)."""
+        from attestd.store.base import SigningKeyRecord
+
         key = SigningKey.generate(
             issuer_url=self.settings.instance_url,
             algorithm=self.settings.token_algorithm,
             now=self.clock(),
         )
-        from attestd.store.base import SigningKeyRecord
-
         key_pem, cert_pem = key.to_pem()
         self.store.add_signing_key(
             SigningKeyRecord(
@@ -177,7 +182,7 @@ class AttestationService:
                 certificate_pem=cert_pem,
                 created_at=self.clock(),
                 retired_at=None,
-                active=True,
+                active=active,
             )
         )
         return key
@@ -185,25 +190,7 @@ class AttestationService:
     def rotate_signing_key(self) -> str:
         """A new signing key becomes active; the old one stays in /certs until every token it
         signed has expired (then ``prune`` removes it). Returns the new kid."""
-        from attestd.store.base import SigningKeyRecord
-
-        key = SigningKey.generate(
-            issuer_url=self.settings.instance_url,
-            algorithm=self.settings.token_algorithm,
-            now=self.clock(),
-        )
-        key_pem, cert_pem = key.to_pem()
-        self.store.add_signing_key(
-            SigningKeyRecord(
-                kid=key.kid,
-                algorithm=key.algorithm,
-                private_key_pem=key_pem,
-                certificate_pem=cert_pem,
-                created_at=self.clock(),
-                retired_at=None,
-                active=False,
-            )
-        )
+        key = self._new_signing_key(active=False)
         self.store.rotate_to(key.kid, at=self.clock())
         self.store.prune_signing_keys(self.clock() - ATTESTATION_TOKEN_LIFETIME)
         self._key = key
