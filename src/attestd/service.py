@@ -667,13 +667,15 @@ class AttestationService:
     def _tpm_report(self, jws: object) -> str:
         """Step 2: verify the attReqV2 request, evaluate the Tpm policy, issue the report.
 
-        Besides MAA's report claims the token carries attestd's own top-level
-        ``x-attestd-pcrs`` (MAA treats ``pcrs`` as read-only, so a policy cannot issue it): MAA's
-        ``{"PCRs": [{"Digests": {"SHA1": hex, "SHA256": hex}, "Index": n}]}`` form
-        (:func:`attestd.claims.tpm.pcrs_json`) restricted to the verified values, i.e. the PCRs
-        in ``x-attestd-verified-pcrs`` and the banks whose replay of the event log equalled the
-        signed quote. A PCR or bank the log does not vouch for (e.g. the SHA-256 bank under a
-        legacy SHA-1 log) is left out; without an event log the claim is absent."""
+        Besides MAA's report claims the token carries a top-level ``pcrs`` claim, which MAA's
+        TPM reports lack (MAA treats ``pcrs`` as read-only, so no policy can issue it, and a
+        relying party could not see the measured PCRs): MAA's ``{"PCRs": [{"Digests": {"SHA1":
+        hex, "SHA256": hex}, "Index": n}]}`` form (:func:`attestd.claims.tpm.pcrs_json`)
+        restricted to the verified values, i.e. the PCRs in ``x-attestd-verified-pcrs`` and the
+        banks whose replay of the event log equalled the signed quote. A PCR or bank the log does
+        not vouch for (e.g. the SHA-256 bank under a legacy SHA-1 log) is left out; without an
+        event log the claim is absent. Policy-issued claims go only under ``x-ms-policy``, as in
+        MAA's TPM tokens."""
         import secrets
         from dataclasses import replace
 
@@ -701,13 +703,8 @@ class AttestationService:
         properties = evaluate(config_only, []).properties
         require = _property(properties, "require_valid_aik_cert", bool, True)
         mask = _property(properties, "required_pcr_mask", int, DEFAULT_REQUIRED_PCR_MASK)
-        minutes = _property(properties, "report_validity_in_minutes", int, 24 * 60)
         if not 0 <= mask <= 0xFFFFFF:
             raise PolicyEvaluationFailed(f"required_pcr_mask 0x{mask:X} is not a 24-bit mask")
-        if not 1 <= minutes <= 365 * 24 * 60:
-            raise PolicyEvaluationFailed(
-                f"report_validity_in_minutes {minutes} is not between 1 and 525600 (one year)"
-            )
 
         at = self.settings.verification_time or self.clock()
         verified = verify_attestation(
@@ -723,6 +720,13 @@ class AttestationService:
             raise PolicyEvaluationFailed(
                 f"Policy Engine Exception: {evaluation.reason} Explanation: {why}"
             )
+        # The report's own properties may be set in either section (maa-compat.md §3.3).
+        minutes = _property(evaluation.properties, "report_validity_in_minutes", int, 24 * 60)
+        omit_x5c = _property(evaluation.properties, "omit_x5c", bool, False)
+        if not 1 <= minutes <= 365 * 24 * 60:
+            raise PolicyEvaluationFailed(
+                f"report_validity_in_minutes {minutes} is not between 1 and 525600 (one year)"
+            )
         claims: dict[str, Any] = {
             "cnf": {"jwk": request.request_jwk},
             "ver": "1.0",
@@ -733,7 +737,7 @@ class AttestationService:
         }
         pcrs = _verified_pcrs(verified.claims)
         if pcrs is not None:
-            claims["x-attestd-pcrs"] = pcrs
+            claims["pcrs"] = pcrs
         if request.rp_data is not None:
             claims["rp_data"] = request.rp_data
         nonce = request.nonce if request.nonce is not None else request.rp_data
@@ -741,12 +745,18 @@ class AttestationService:
             claims["nonce"] = nonce
         if active.document is not None and active.document.signed:
             claims["x-ms-policy-signer"] = active.document.signer_jwk(form="attestation")
-        return self._tpm_token(claims, timedelta(minutes=minutes), jti=secrets.token_hex(20))
+        return self._tpm_token(
+            claims, timedelta(minutes=minutes), jti=secrets.token_hex(20), omit_x5c=omit_x5c
+        )
 
-    def _tpm_token(self, claims: Mapping[str, Any], lifetime: timedelta, *, jti: str) -> str:
-        """MAA's TPM report (maa-compat.md §2.2): ``nbf = iat - 300``, a 40-hex ``jti``,
-        otherwise signed like every attestation token (:func:`issue_token`'s header, sorted
-        compact payload)."""
+    def _tpm_token(
+        self, claims: Mapping[str, Any], lifetime: timedelta, *, jti: str, omit_x5c: bool = False
+    ) -> str:
+        """MAA's TPM report (maa-compat.md §2.1-§2.2): ``nbf = iat - 300``, a 40-hex ``jti``,
+        the signing certificate in the header's ``x5c`` (or only its SHA-1 thumbprint, ``x5t``,
+        when the policy sets the ``omit_x5c`` property), otherwise signed like every attestation
+        token: :func:`issue_token`'s ``alg``/``jku``/``kid`` (the ``kid`` is the one ``/certs``
+        lists, so relying parties find the key the usual way), sorted compact payload."""
         from attestd.token.issue import canonical_json
 
         now = self.clock()
@@ -767,6 +777,11 @@ class AttestationService:
             "kid": self._key.kid,
             "typ": "JWT",
         }
+        der = self._key.certificate.public_bytes(Encoding.DER)
+        if omit_x5c:
+            header["x5t"] = b64url(hashlib.sha1(der).digest())
+        else:
+            header["x5c"] = [base64.b64encode(der).decode()]
         signing_input = (
             b64url(canonical_json(header)).encode() + b"." + b64url(canonical_json(body)).encode()
         )
@@ -897,7 +912,7 @@ def _property(properties: Mapping[str, Any], name: str, kind: type[_T], default:
 
 
 def _verified_pcrs(incoming: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``x-attestd-pcrs`` (see ``_tpm_report``): the incoming ``pcrs`` claim (every quoted
+    """The report's ``pcrs`` (see ``_tpm_report``): the incoming ``pcrs`` claim (every quoted
     value) cut down to the PCRs in ``x-attestd-verified-pcrs`` and to the banks the replay
     verified (the banks listed in the rendered events' ``Digests``). ``None`` without a log."""
     indexes = incoming.get("x-attestd-verified-pcrs")

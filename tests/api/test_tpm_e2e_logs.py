@@ -2,7 +2,7 @@
 ``attestd attest tpm`` (AK enrollment through ``--ek-chain``, quote of PCR 0-23 in the sha1 and
 sha256 banks) runs against one live attestd, and the report token carries
 
-* ``x-attestd-pcrs`` equal to the known-good PCRs read from the real TPMs
+* ``pcrs`` equal to the known-good PCRs read from the real TPMs
   (``expected_pcrs.json``, every PCR and bank listed there), and
 * ``secureBootEnabled`` and the boot-component claims (``x-attestd-kernel-cmdline``,
   ``x-attestd-efi-boot-applications``, issued by the policy into ``x-ms-policy``) as the log
@@ -142,7 +142,7 @@ def test_real_log_end_to_end(
     # {"Index": n, "Digests": {"SHA1": hex, "SHA256": hex}}.
     got = {
         (bank, entry["Index"]): digest
-        for entry in claims["x-attestd-pcrs"]["PCRs"]
+        for entry in claims["pcrs"]["PCRs"]
         for bank, digest in entry["Digests"].items()
     }
     want = {

@@ -302,12 +302,12 @@ def test_attestation_with_a_real_tpm_gives_maa_shaped_report(api: Api, machine: 
     r = api.send(request(machine, challenge, context, aik_cert=machine.ak_cert))
     claims = report_claims(api, r)
     assert set(claims) == {
-        "cnf", "exp", "iat", "iss", "jti", "nbf", "nonce", "rp_data", "ver", "x-attestd-pcrs",
+        "cnf", "exp", "iat", "iss", "jti", "nbf", "nonce", "rp_data", "ver", "pcrs",
         "x-ms-policy", "x-ms-policy-hash", "x-ms-tpm-request-key", "x-ms-ver",
     }  # fmt: skip
     # attestd's own claim: the log-verified PCRs (the quoted sha256 bank), MAA's pcrs form.
-    assert [p["Index"] for p in claims["x-attestd-pcrs"]["PCRs"]] == list(range(10))
-    assert all(set(p["Digests"]) == {"SHA256"} for p in claims["x-attestd-pcrs"]["PCRs"])
+    assert [p["Index"] for p in claims["pcrs"]["PCRs"]] == list(range(10))
+    assert all(set(p["Digests"]) == {"SHA256"} for p in claims["pcrs"]["PCRs"])
     assert claims["nbf"] == claims["iat"] - 300
     assert claims["exp"] - claims["iat"] == 24 * 3600  # report_validity_in_minutes default
     assert len(claims["jti"]) == 40 and int(claims["jti"], 16) >= 0
@@ -351,6 +351,46 @@ def test_policy_properties_relax_aik_and_pcr_requirements(api: Api, machine: Mac
     assert claims["x-ms-policy"]["aikValidated"] is False  # no certificate, aik_pub accepted
     assert claims["x-ms-policy"]["secureBootEnabled"] is True  # PCR 7 was quoted
     assert claims["exp"] - claims["iat"] == 3600
+
+
+def _report_header(response: Any) -> tuple[dict[str, Any], str]:
+    token: str = json.loads(unb64u(response.json()["data"]))["payload"]["report"]
+    return dict(jwt.get_unverified_header(token)), token
+
+
+def test_report_header_carries_the_signing_certificate(api: Api, machine: Machine) -> None:
+    """MAA's TPM reports carry ``x5c`` (maa-compat.md §2.1); the certificate is the one
+    ``/certs`` lists under the ``kid``, and verifies the report on its own."""
+    api.set_policy()
+    challenge, context = api.init()
+    r = api.send(request(machine, challenge, context, aik_cert=machine.ak_cert))
+    report_claims(api, r)
+    header, token = _report_header(r)
+    assert set(header) == {"alg", "jku", "kid", "typ", "x5c"}
+    listed = {k["kid"]: k["x5c"] for k in api.client.get("/certs").json()["keys"]}
+    assert header["x5c"] == listed[header["kid"]]
+    leaf = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+    jwt.decode(token, key=leaf.public_key(), algorithms=[header["alg"]], issuer=URL)
+
+
+def test_report_properties_may_come_from_the_issuance_rules(api: Api, machine: Machine) -> None:
+    """``omit_x5c`` swaps ``x5c`` for the SHA-1 thumbprint ``x5t``; it and
+    ``report_validity_in_minutes`` are honoured in issuancerules too (maa-compat.md §3.3)."""
+    policy = POLICY.replace(
+        "issuancerules{",
+        'issuancerules{ => issueproperty(type="omit_x5c", value=true);'
+        ' => issueproperty(type="report_validity_in_minutes", value=5);',
+    )
+    api.service.set_policy("Tpm", unsigned_policy(policy % ""), actor="test")
+    challenge, context = api.init()
+    r = api.send(request(machine, challenge, context, aik_cert=machine.ak_cert))
+    claims = report_claims(api, r)
+    assert claims["exp"] - claims["iat"] == 300
+    header, _ = _report_header(r)
+    assert "x5c" not in header
+    listed = {k["kid"]: k["x5c"] for k in api.client.get("/certs").json()["keys"]}
+    der = base64.b64decode(listed[header["kid"]][0])
+    assert header["x5t"] == b64u(hashlib.sha1(der).digest())
 
 
 def _forge(context: str) -> str:
