@@ -195,14 +195,16 @@ class QualifyingDataMismatch(VerificationError):
 
 
 class PcrDigestMismatch(VerificationError):
-    """The PCR values do not hash to the signed ``pcrDigest``. ``selection`` names the banks
-    and PCRs that were hashed (``sha256:0,1,2 sha1:0,1,2``)."""
+    """The PCR values do not hash to the signed ``pcrDigest``, or an event log does not replay
+    to them. ``selection`` names the banks and PCRs concerned (``sha256:0,1,2 sha1:0,1,2``);
+    for a log, ``event`` is the index of the event the message names (``None``: none)."""
 
     code = "PcrDigestMismatch"
 
-    def __init__(self, message: str, *, selection: str) -> None:
+    def __init__(self, message: str, *, selection: str, event: int | None = None) -> None:
         super().__init__(message)
         self.selection = selection
+        self.event = event
 
 
 class CollateralError(AttestdError):

@@ -441,6 +441,7 @@ CURRENT = "att_data.tpm_att_data.current_attestation"
         ("jwk hashed in another serialization", "the quote is not bound to this request"),
         ("PCR value tampered", "pcrDigest does not match"),
         ("log tampered", "PCR 4 (sha256 bank): the quote has"),
+        ("log tampered", "; event 12 (EV_EFI_ACTION at offset 9757) has a sha256 digest that"),
         ("AIK certificate from an unknown CA", "does not chain to a configured AIK root"),
         ("no AIK certificate", "'tpm_att_data.current_attestation.aik_cert' is required"),
         ("aik_pub is not the certified key", "is not the public key of"),

@@ -323,6 +323,10 @@ def test_tampered_digest_names_pcr_and_bank() -> None:
     assert quoted[ALG_SHA256][7].hex() in message
     assert replay_all(tampered)[ALG_SHA256][7].hex() in message
     assert excinfo.value.selection == "sha256:7"
+    # The SHA-1 digest of the same record still hashes its data: the altered record is named.
+    assert excinfo.value.event == secure_boot.index
+    assert f"event {secure_boot.index} (EV_EFI_VARIABLE_DRIVER_CONFIG at offset" in message
+    assert "while its other digests are" in message
     with pytest.raises(PcrDigestMismatch):
         events_json(tampered, replayed=quoted)
     # Leaving PCR 7 out of the selection leaves the tampered event out of the claims.
@@ -335,8 +339,34 @@ def test_tampered_windows_sipa_digest() -> None:
     log, quoted = windows_gcp()
     pcrs = dict(quoted[ALG_SHA1])
     pcrs[12] = bytes(20)
-    with pytest.raises(PcrDigestMismatch, match=r"PCR 12 \(sha1 bank\)"):
+    with pytest.raises(PcrDigestMismatch, match=r"PCR 12 \(sha1 bank\)") as excinfo:
         verify_event_log(log, {ALG_SHA1: pcrs})
+    # Every record is intact: the message says so and points at the last event of PCR 12.
+    last = [e for e in log.events if e.pcr == 12][-1]
+    assert excinfo.value.event == last.index
+    assert "cannot be told from the final value" in str(excinfo.value)
+
+
+def test_single_bank_tamper_names_the_event_whose_type_binds_its_data() -> None:
+    """A legacy SHA-1 log has one bank; a separator (whose digest must hash its data) with an
+    altered digest is still named."""
+    log, quoted = windows_gcp()
+    dump = json.loads((TPM / "go-eventlog/legacydata/windows_gcp_shielded_vm.json").read_text())
+    raw = base64.b64decode(dump["Log"]["Raw"])
+    separator = next(e for e in log.events if e.event_type == EventType.EV_SEPARATOR)
+    tampered = parse_event_log(_tamper_digest(raw, log, separator.index, ALG_SHA1))
+    with pytest.raises(PcrDigestMismatch, match=rf"PCR {separator.pcr} \(sha1 bank\)") as excinfo:
+        verify_event_log(tampered, quoted)
+    assert excinfo.value.event == separator.index
+    assert "EV_SEPARATOR" in str(excinfo.value) and "as its type requires" in str(excinfo.value)
+
+
+def test_unextended_pcr_mismatch_says_no_event() -> None:
+    log, quoted = windows_gcp()
+    bad = {ALG_SHA1: {**quoted[ALG_SHA1], 1: b"\x01" * 20}}
+    with pytest.raises(PcrDigestMismatch, match="no event of the log extends it") as excinfo:
+        verify_event_log(log, bad, pcrs=[1])
+    assert excinfo.value.event is None
 
 
 def test_relabelled_data_is_not_believed() -> None:

@@ -239,15 +239,80 @@ def verify_event_log(
             if got is None:
                 got = _reset_value(pcr, len(expected))
             if got != expected:
+                culprit, why = _mismatch_culprit(log, pcr, alg, banks)
                 raise PcrDigestMismatch(
                     f"PCR {pcr} ({name} bank): the quote has {expected.hex()}, "
-                    f"the event log replays to {got.hex()}",
+                    f"the event log replays to {got.hex()}; {why}",
                     selection=f"{name}:{pcr}",
+                    event=None if culprit is None else culprit.index,
                 )
     events = tuple(
         e for e in log.events if e.event_type != EventType.EV_NO_ACTION and e.pcr in selected
     )
     return VerifiedEventLog(log, events, banks, frozenset(selected))
+
+
+#: Event types whose digest is, by definition, the hash of their event data (TCG PC Client
+#: Platform Firmware Profile 1.05, §10.4.1 and §10.4.4): a digest that is not is a record that
+#: was altered (or firmware that broke the rule).
+_DATA_DIGEST_TYPES = frozenset(
+    {
+        EventType.EV_SEPARATOR,
+        EventType.EV_ACTION,
+        EventType.EV_EFI_ACTION,
+        EventType.EV_EFI_VARIABLE_DRIVER_CONFIG,
+        EventType.EV_EFI_VARIABLE_AUTHORITY,
+        EventType.EV_EFI_GPT_EVENT,
+        EventType.EV_EVENT_TAG,
+    }
+)
+
+
+def _mismatch_culprit(
+    log: EventLog, pcr: int, alg: int, banks: Iterable[int]
+) -> tuple[Event | None, str]:
+    """The event a replay mismatch of ``pcr`` in bank ``alg`` points at, and a sentence saying
+    why. A quote holds only final values, so no verifier can always tell which record changed;
+    this names, in order of evidence: the first event whose ``alg`` digest is not the hash of
+    its data although its digest in another bank is (one bank's digest was altered); the first
+    event of a type whose digest must be the hash of its data (:data:`_DATA_DIGEST_TYPES`) for
+    which it is not; else the last event extending the PCR."""
+    extending = [e for e in log.events if e.pcr == pcr and e.event_type != EventType.EV_NO_ACTION]
+    if not extending:
+        return None, "no event of the log extends it, so it should hold its reset value"
+    name = algorithm_name(alg)
+    hasher = _HASHLIB.get(alg)
+
+    def matches(event: Event, bank: int) -> bool | None:
+        h = _HASHLIB.get(bank)
+        if h is None or bank not in event.digests:
+            return None
+        return hashlib.new(h, event.data).digest() == event.digests[bank]
+
+    def where(event: Event) -> str:
+        return f"event {event.index} ({event.untrusted_type_name} at offset {event.offset})"
+
+    if hasher is not None:
+        for event in extending:
+            if matches(event, alg) is False and any(
+                matches(event, other) for other in banks if other != alg
+            ):
+                return event, (
+                    f"{where(event)} has a {name} digest that is not the hash of its data, "
+                    "while its other digests are"
+                )
+        for event in extending:
+            if event.event_type in _DATA_DIGEST_TYPES and matches(event, alg) is False:
+                return event, (
+                    f"{where(event)} has a {name} digest that is not the hash of its data, "
+                    "as its type requires"
+                )
+    last = extending[-1]
+    return last, (
+        f"{len(extending)} events extend it (the first is event {extending[0].index}, the last "
+        f"{where(last)}); which record differs from what was measured cannot be told from the "
+        "final value"
+    )
 
 
 def _bound(event: Event, banks: Iterable[int]) -> bool:
