@@ -771,7 +771,7 @@ class AttestationService:
             "jti": jti,
             "nbf": iat - int(TPM_NBF_SKEW.total_seconds()),
         }
-        header = {
+        header: dict[str, Any] = {
             "alg": self._key.algorithm,
             "jku": f"{self.settings.instance_url}/certs",
             "kid": self._key.kid,
