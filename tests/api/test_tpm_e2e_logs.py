@@ -11,7 +11,10 @@ sha256 banks) runs against one live attestd, and the report token carries
 None of the 8 logs has a ``StartupLocality`` EV_NO_ACTION event or an H-CRTM event, so every
 swtpm starts at locality 0 (PCR0 reset value 00..00) and each log reproduces; the test asserts
 that, so a log added later with locality 3 fails here instead of replaying at the wrong
-locality (``shared/docs/tpm.md`` §1, gotcha 3, says how to start swtpm at locality 3).
+locality. Keylime's ``binary_bios_measurements`` does start at locality 3: it runs the same
+way on a swtpm rebooted at locality 3 (:meth:`fakes.swtpm.Swtpm.reboot`), and its token's
+``pcrs`` equal the PCRs computed beside it (``keylime/computed_pcrs.json``; no TPM's values
+were recorded), PCR 0 included.
 """
 
 from __future__ import annotations
@@ -112,6 +115,71 @@ def _kernel_cmdline(log: EventLog, banks: tuple[int, ...]) -> str | None:
     return found
 
 
+def _attest_replayed(
+    raw: bytes,
+    banks: tuple[int, ...],
+    service: Service,
+    work: Path,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    locality: int = 0,
+) -> dict[str, Any]:
+    """Replay ``raw`` into a fresh swtpm started at ``locality``, run ``attestd attest tpm``
+    against ``service`` (PCRs 0-23, AK enrollment with the EK chain) and return the report's
+    claims."""
+    measured = [e for e in parse_event_log(raw).events if e.event_type != EventType.EV_NO_ACTION]
+    with start_swtpm(work, ca=service.ca) as tpm:
+        if locality:
+            tpm.reboot(locality=locality)
+        specs = [
+            f"{e.pcr}:"
+            + ",".join(f"{'sha1' if a == SHA1 else 'sha256'}={e.digests[a].hex()}" for a in banks)
+            for e in measured
+        ]
+        for i in range(0, len(specs), 16):
+            tpm.run("tpm2_pcrextend", *specs[i : i + 16], cwd=work)
+        (work / "log.bin").write_bytes(raw)
+        argv = ["attest", "tpm", "--endpoint", service.url, "--tcti", tpm.tcti]
+        argv += ["--eventlog", str(work / "log.bin"), "--pcrs", "0-23"]
+        argv += ["--ek-chain", str(tpm.ca_certificates[1])]
+        assert main(argv) == 0, capsys.readouterr().err
+    return _claims(capsys.readouterr().out.strip())
+
+
+def _pcrs_claim(claims: dict[str, Any]) -> dict[tuple[str, int], str]:
+    """The token's ``pcrs`` (MAA's form: ``{"PCRs": [{"Index": n, "Digests": {"SHA1": hex,
+    "SHA256": hex}}]}``) as ``{(bank name, index): hex}``."""
+    return {
+        (bank, entry["Index"]): digest
+        for entry in claims["pcrs"]["PCRs"]
+        for bank, digest in entry["Digests"].items()
+    }
+
+
+def _want(pcrs: dict[str, dict[str, str]]) -> dict[tuple[str, int], str]:
+    """``expected_pcrs.json``/``computed_pcrs.json`` hex per bank name, in the same form."""
+    return {
+        (BANK_NAMES[bank], int(index)): value
+        for bank, values in pcrs.items()
+        for index, value in values.items()
+    }
+
+
+def test_locality_3_log_end_to_end(
+    service: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = (VECTORS / "tpm/keylime/binary_bios_measurements").read_bytes()
+    computed = json.loads((VECTORS / "tpm/keylime/computed_pcrs.json").read_text())
+    entry = computed["binary_bios_measurements"]
+    assert entry["startup_locality"] == 3 == _startup_locality(parse_event_log(raw))
+    claims = _attest_replayed(raw, (SHA1, SHA256), service, tmp_path, capsys, locality=3)
+    got = _pcrs_claim(claims)
+    want = _want(entry["pcrs"])
+    assert got == want  # every PCR the log extends, both banks, nothing else
+    # PCR 0 is the locality-3 replay, not the locality-0 one.
+    assert got[("SHA256", 0)] == "0ee9a7feba8f4172f1a7451594aa5731665a4d353ac61814042ce107a00742f2"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_real_log_end_to_end(
     name: str, service: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -123,33 +191,9 @@ def test_real_log_end_to_end(
     measured = [e for e in log.events if e.event_type != EventType.EV_NO_ACTION]
     # debian-10 is a legacy SHA-1 log: only its sha1 bank can be reproduced and verified.
     banks = (SHA1, SHA256) if all(SHA256 in e.digests for e in measured) else (SHA1,)
-    with start_swtpm(tmp_path, ca=service.ca) as tpm:
-        specs = [
-            f"{e.pcr}:"
-            + ",".join(f"{'sha1' if a == SHA1 else 'sha256'}={e.digests[a].hex()}" for a in banks)
-            for e in measured
-        ]
-        for i in range(0, len(specs), 16):
-            tpm.run("tpm2_pcrextend", *specs[i : i + 16], cwd=tmp_path)
-        (tmp_path / "log.bin").write_bytes(raw)
-        argv = ["attest", "tpm", "--endpoint", service.url, "--tcti", tpm.tcti]
-        argv += ["--eventlog", str(tmp_path / "log.bin"), "--pcrs", "0-23"]
-        argv += ["--ek-chain", str(tpm.ca_certificates[1])]
-        assert main(argv) == 0, capsys.readouterr().err
-    claims = _claims(capsys.readouterr().out.strip())
-
-    # The verified PCRs: expected_pcrs.json's hex per bank name; attestd's MAA form lists
-    # {"Index": n, "Digests": {"SHA1": hex, "SHA256": hex}}.
-    got = {
-        (bank, entry["Index"]): digest
-        for entry in claims["pcrs"]["PCRs"]
-        for bank, digest in entry["Digests"].items()
-    }
-    want = {
-        (BANK_NAMES[bank], int(index)): value
-        for bank, values in EXPECTED[name]["pcrs"].items()
-        for index, value in values.items()
-    }
+    claims = _attest_replayed(raw, banks, service, tmp_path, capsys)
+    got = _pcrs_claim(claims)
+    want = _want(EXPECTED[name]["pcrs"])
     assert {k: got.get(k) for k in want} == want
     # Only the verified banks appear (debian-10: no SHA256 although the quote has that bank).
     assert {bank for bank, _ in got} == {"SHA1" if a == SHA1 else "SHA256" for a in banks}

@@ -150,6 +150,33 @@ class Swtpm:
             pytest.fail(_describe(result), pytrace=False)
         return result
 
+    def reboot(self, *, locality: int = 0) -> None:
+        """A TPM Reset, as a reboot does: ``TPM2_Shutdown(CLEAR)``, ``_TPM_Init`` on the
+        control channel, then ``TPM2_Startup(CLEAR)`` at ``locality``. Startup at locality 3
+        starts PCR 0 at ``00..03`` (TPM 2.0 Part 3 TPM2_Startup; the PFP's StartupLocality event);
+        later commands run at locality 0. ``resetCount`` goes up by one, PCRs are at their
+        reset values, and transient objects and saved contexts are gone (keep keys persistent).
+
+        The startup is sent on the command socket directly: the libtss2 swtpm TCTI sets
+        locality 0 itself, so ``swtpm_ioctl -l 3`` before ``tpm2_startup`` would have no
+        effect (``shared/docs/tpm.md`` §1, gotcha 3)."""
+        ioctl = ["swtpm_ioctl", "--tcp", f"{_HOST}:{self.ctrl_port}"]
+        for argv, env in (
+            (["tpm2_shutdown", "-c"], self.env),
+            ([*ioctl, "-i"], None),
+            ([*ioctl, "-l", str(locality)], None),
+        ):
+            result = _run(argv, env=env)
+            if result.returncode != 0:
+                pytest.fail(_describe(result), pytrace=False)
+        # TPM2_Startup(SU_CLEAR): tag ST_NO_SESSIONS, size 12, TPM_CC_Startup, TPM_SU_CLEAR.
+        with socket.create_connection((_HOST, self.port), timeout=_TOOL_TIMEOUT) as conn:
+            conn.sendall(bytes.fromhex("80010000000c000001440000"))
+            reply = conn.recv(64)
+        result = _run([*ioctl, "-l", "0"])
+        if reply[6:10] != bytes(4) or result.returncode != 0:
+            pytest.fail(f"TPM2_Startup at locality {locality} failed: {reply.hex()}", pytrace=False)
+
 
 def _write_ca_config(root: Path, ca: Path | None = None) -> Path:
     """swtpm_setup.conf pointing at swtpm_localca with a CA in ``ca`` (default ``root/localca``;

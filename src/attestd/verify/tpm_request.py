@@ -3,9 +3,9 @@
 :func:`parse_request` takes the compact JWS of ``{"payload": {"request": "<JWS>"}}``, checks its
 header (``alg`` RS256 or PS256, ``typ`` ``attReqV2``) and its signature with the RSA
 ``request_key`` it carries, and returns the typed request. :func:`verify_attestation` then
-verifies ``tpm_att_data.current_attestation`` and returns the incoming claims. The service
-(:mod:`attestd.service`) opens the ``service_context``, evaluates the policy and issues the
-report.
+verifies ``tpm_att_data.current_attestation`` (and ``boot_attestation``) and returns the
+incoming claims. The service (:mod:`attestd.service`) opens the ``service_context``, evaluates
+the policy and issues the report.
 
 **Payload** (``att_data`` of the JWS payload)::
 
@@ -20,7 +20,8 @@ report.
          "aik_cert": "<b64 DER>" | ["<leaf>", "<intermediate>", ...],
          "aik_pub": {JWK} | "<b64 TPM2B_PUBLIC or TPMT_PUBLIC>",
          "pcrs": [{"algorithm": 11, "values": [{"index": 0, "digest": "<b64>"}]}],
-         "quote": "<b64 TPMS_ATTEST>", "signature": "<b64 TPMT_SIGNATURE>"}}}}
+         "quote": "<b64 TPMS_ATTEST>", "signature": "<b64 TPMT_SIGNATURE>"},
+       "boot_attestation": {...}}}}              # optional, the same fields (bootEvents)
 
 Byte strings may be standard base64 or base64url, padded or not. ``algorithm`` is a TPM_ALG_ID
 (4 = SHA-1, 11 = SHA-256, 12 = SHA-384, 13 = SHA-512) or its name (``"sha256"``).
@@ -51,6 +52,16 @@ quote's selection, in at least one bank. The TCG log must replay to the quoted v
 PCR it extends that the quote selects (:func:`attestd.claims.tpm.verify_event_log`); only those
 events become claims. Without a log there are no boot claims, only ``pcrs`` and ``tpmVersion``.
 
+**bootEvents.** MAA gives v1.2 policies ``events`` (the current log) and ``bootEvents`` (the
+log of the boot). A Windows machine resumed from hibernation sends the quote and log it took at
+boot as ``boot_attestation`` (same fields as ``current_attestation``); attestd then verifies
+that quote with the current AIK (any ``aik_pub``/``aik_cert`` it carries must be that key),
+replays its log against it, and requires it to come from the current TPM power cycle: the same
+(key-obfuscated) ``clockInfo.resetCount`` and ``firmwareVersion`` as the fresh quote, and a
+``clockInfo.clock`` no later. Its ``extraData`` is not checked (it predates the challenge; the
+fresh quote carries the freshness). Without ``boot_attestation`` the current log is the boot
+log and ``bootEvents`` equals ``events`` [I: MAA's behaviour here is undocumented].
+
 Every failure raises an :class:`~attestd.errors.EvidenceError` (HTTP 400 ``InvalidParameter``)
 with a message naming the field or the check.
 """
@@ -73,16 +84,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from attestd.claims.tpm import TPM_VERSION, pcrs_json, tpm_claims
+from attestd.claims.tpm import TPM_VERSION, events_json, pcrs_json, tpm_claims
 from attestd.errors import EvidenceError, QualifyingDataMismatch
 from attestd.evidence.eventlog import parse_event_log
 from attestd.evidence.tpm import (
     HASH_DIGEST_SIZES,
     Public,
+    parse_attest_header,
     parse_public,
     parse_tpm2b_public,
 )
-from attestd.verify.tpm import AkPublic, verify_quote
+from attestd.verify.tpm import AkPublic, VerifiedQuote, verify_quote
 
 __all__ = [
     "DEFAULT_REQUIRED_PCR_MASK",
@@ -117,7 +129,7 @@ class InvalidTpmRequest(EvidenceError):
 
 @dataclass(frozen=True)
 class TpmAttestation:
-    """``tpm_att_data.current_attestation``, decoded and unverified."""
+    """``tpm_att_data.current_attestation`` or ``boot_attestation``, decoded and unverified."""
 
     log: bytes | None
     aik_chain: tuple[x509.Certificate, ...]  # leaf first; empty when no aik_cert was sent
@@ -140,6 +152,7 @@ class AttestationRequest:
     jwk_text: bytes  # the jwk exactly as sent (see the module docstring)
     hash_alg: str
     current: TpmAttestation
+    boot: TpmAttestation | None = None
 
 
 @dataclass(frozen=True)
@@ -330,8 +343,7 @@ def parse_request(jws: object) -> AttestationRequest:
         if value is not None and not isinstance(value, str):
             raise _fail(f"'att_data.{name}' must be a string")
     tpm = _obj(att.get("tpm_att_data"), "att_data.tpm_att_data")
-    if "boot_attestation" in tpm:
-        raise _fail("'tpm_att_data.boot_attestation' (resume from hibernation) is not supported")
+    boot = tpm.get("boot_attestation")
     return AttestationRequest(
         challenge=b64_any(att.get("challenge"), "att_data.challenge"),
         service_context=_str(att.get("service_context"), "att_data.service_context"),
@@ -341,12 +353,13 @@ def parse_request(jws: object) -> AttestationRequest:
         request_key_info=info,
         jwk_text=text[start:end].encode("utf-8"),
         hash_alg=hash_alg.lower(),
-        current=_attestation(tpm.get("current_attestation")),
+        current=_attestation(tpm.get("current_attestation"), "current_attestation"),
+        boot=None if boot is None else _attestation(boot, "boot_attestation"),
     )
 
 
-def _attestation(value: object) -> TpmAttestation:
-    base = "tpm_att_data.current_attestation"
+def _attestation(value: object, name: str) -> TpmAttestation:
+    base = f"tpm_att_data.{name}"
     att = _obj(value, base)
     logs = att.get("logs", [])
     if not isinstance(logs, list):
@@ -397,6 +410,52 @@ def _attestation(value: object) -> TpmAttestation:
         quote=b64_any(att.get("quote"), f"{base}.quote"),
         signature=b64_any(att.get("signature"), f"{base}.signature"),
     )
+
+
+def _boot_events(
+    boot: TpmAttestation,
+    signer: AkPublic,
+    pub_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    current: VerifiedQuote,
+) -> dict[str, Any]:
+    """``bootEvents`` from ``boot_attestation``: the quote a Windows machine took at boot, with
+    its boot log, sent again after resuming from hibernation (module docstring)."""
+    base = "tpm_att_data.boot_attestation"
+    for key, field in (
+        (
+            boot.aik_pub.public_key() if isinstance(boot.aik_pub, Public) else boot.aik_pub,
+            "aik_pub",
+        ),
+        (boot.aik_chain[0].public_key() if boot.aik_chain else None, "aik_cert"),
+    ):
+        if key is not None and _spki(key) != _spki(pub_key):  # type: ignore[arg-type]
+            raise _fail(f"'{base}.{field}' is not the AIK of the current attestation")
+    if boot.log is None:
+        raise _fail(f"'{base}.logs' must carry the boot TCG log")
+    # The boot quote predates the challenge: its extraData is whatever the client chose then.
+    extra = parse_attest_header(boot.quote).extra_data
+    verified = verify_quote(
+        boot.quote, boot.signature, signer, pcr_values=boot.pcrs, qualifying_data=extra
+    )
+    # TPM 2.0 Part 2 §10.11.1 (TPMS_CLOCK_INFO): resetCount counts TPM Resets (reboots),
+    # restartCount the restarts and resumes since. Part 3 §18.1: for a key outside the
+    # endorsement and platform hierarchies both (and firmwareVersion) are obfuscated with a
+    # value fixed for that key, so under one AIK equal values still mean equal counts; their
+    # order cannot be compared, Clock's can.
+    then, now = verified.attest.clock_info, current.attest.clock_info
+    if then.reset_count != current.attest.clock_info.reset_count:
+        raise _fail(
+            f"'{base}.quote' is from another boot: its clockInfo.resetCount differs from the "
+            "current quote's (the TPM was reset since)"
+        )
+    if then.clock > now.clock:
+        raise _fail(
+            f"'{base}.quote' is later than the current quote (clockInfo.clock {then.clock} > "
+            f"{now.clock})"
+        )
+    if verified.attest.firmware_version != current.attest.firmware_version:
+        raise _fail(f"'{base}.quote' was signed by other TPM firmware (firmwareVersion differs)")
+    return events_json(parse_event_log(boot.log), replayed=verified.pcrs)
 
 
 def _pcrs(value: object, base: str) -> dict[int, dict[int, bytes]]:
@@ -569,8 +628,11 @@ def verify_attestation(
 
     if att.log is not None:
         claims = tpm_claims(parse_event_log(att.log), quote.pcrs)
+        claims["bootEvents"] = claims["events"]
     else:
         claims = {"pcrs": pcrs_json(quote.pcrs)}
+    if request.boot is not None:
+        claims["bootEvents"] = _boot_events(request.boot, signer, pub_key, quote)
     claims["tpmVersion"] = TPM_VERSION
     claims["aikValidated"] = validated
     claims["aikPubHash"] = base64.b64encode(hashlib.sha256(_spki(pub_key)).digest()).decode()
