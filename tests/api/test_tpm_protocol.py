@@ -114,37 +114,45 @@ class Machine:
     root_pem: Path
 
 
+def extend(tpm: Swtpm, log: bytes, work: Path) -> None:
+    """The log into the PCRs: every measured event's SHA-1 and SHA-256 digests, in order."""
+    specs = [
+        f"{e.pcr}:sha1={e.digests[SHA1].hex()},sha256={e.digests[SHA256].hex()}"
+        for e in parse_event_log(log).events
+        if e.event_type != EventType.EV_NO_ACTION
+    ]
+    for i in range(0, len(specs), 16):
+        tpm.run("tpm2_pcrextend", *specs[i : i + 16], cwd=work)
+
+
+def provision(tpm: Swtpm, work: Path) -> Machine:
+    """An EK, an AK (``ak.ctx`` in ``work``) and LOG measured; AK certificates from a fresh CA."""
+    tpm.run("tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub", cwd=work)
+    tpm.run(
+        "tpm2_createak", "-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-g", "sha256",
+        "-s", "rsassa", "-u", "ak.pub", "-n", "ak.name", cwd=work,
+    )  # fmt: skip
+    ak = parse_tpm2b_public((work / "ak.pub").read_bytes()).public_key()
+    assert isinstance(ak, rsa.RSAPublicKey)
+    extend(tpm, LOG, work)
+    ca_key, ca = _ca("attestd test AIK CA")
+    rogue_key, _ = _ca("someone else's CA")
+    root_pem = work / "aik-root.pem"
+    root_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return Machine(
+        tpm,
+        work,
+        ak,
+        _cert("AIK", ak, ("attestd test AIK CA", ca_key), ca=False),
+        _cert("AIK", ak, ("someone else's CA", rogue_key), ca=False),
+        root_pem,
+    )
+
+
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     with start_swtpm(tmp_path_factory.mktemp("tpm")) as tpm:
-        work = tmp_path_factory.mktemp("work")
-        tpm.run("tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub", cwd=work)
-        tpm.run(
-            "tpm2_createak", "-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-g", "sha256",
-            "-s", "rsassa", "-u", "ak.pub", "-n", "ak.name", cwd=work,
-        )  # fmt: skip
-        ak = parse_tpm2b_public((work / "ak.pub").read_bytes()).public_key()
-        assert isinstance(ak, rsa.RSAPublicKey)
-        # The log into the PCRs: every measured event's SHA-1 and SHA-256 digests, in order.
-        specs = [
-            f"{e.pcr}:sha1={e.digests[SHA1].hex()},sha256={e.digests[SHA256].hex()}"
-            for e in parse_event_log(LOG).events
-            if e.event_type != EventType.EV_NO_ACTION
-        ]
-        for i in range(0, len(specs), 16):
-            tpm.run("tpm2_pcrextend", *specs[i : i + 16], cwd=work)
-        ca_key, ca = _ca("attestd test AIK CA")
-        rogue_key, _ = _ca("someone else's CA")
-        root_pem = work / "aik-root.pem"
-        root_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-        yield Machine(
-            tpm,
-            work,
-            ak,
-            _cert("AIK", ak, ("attestd test AIK CA", ca_key), ca=False),
-            _cert("AIK", ak, ("someone else's CA", rogue_key), ca=False),
-            root_pem,
-        )
+        yield provision(tpm, tmp_path_factory.mktemp("work"))
 
 
 @dataclass
@@ -198,10 +206,12 @@ def jwk_of(key: rsa.RSAPrivateKey) -> dict[str, str]:
     }
 
 
-def quote(m: Machine, qualifying: bytes, selection: str = ALL_PCRS) -> dict[str, Any]:
+def quote(
+    m: Machine, qualifying: bytes, selection: str = ALL_PCRS, *, ak: str = "ak.ctx"
+) -> dict[str, Any]:
     """``tpm2_quote`` with ``qualifying`` as extraData, as ``current_attestation`` fields."""
     m.tpm.run(
-        "tpm2_quote", "-c", "ak.ctx", "-l", selection, "-q", qualifying.hex(), "-m", "quote.msg",
+        "tpm2_quote", "-c", ak, "-l", selection, "-q", qualifying.hex(), "-m", "quote.msg",
         "-s", "quote.sig", "-o", "quote.pcrs", "-g", "sha256", cwd=m.work,
     )  # fmt: skip
     blob = parse_pcr_blob((m.work / "quote.pcrs").read_bytes())
@@ -238,6 +248,7 @@ def request(
     aik_cert: x509.Certificate | None = None,
     tamper: Callable[[dict[str, Any]], None] | None = None,
     typ: str = "attReqV2",
+    ak: str = "ak.ctx",
 ) -> dict[str, str]:
     """Step 2 as a client builds it. The qualifying data hashes the ``jwk`` text exactly as it
     appears in the signed payload (``json.dumps`` with its default ``", "``/``": "``)."""
@@ -247,7 +258,7 @@ def request(
     current = {
         "logs": [{"type": "TCG", "log": b64u(log)}],
         "aik_pub": ak_jwk(m),
-        **quote(m, qualifying, selection),
+        **quote(m, qualifying, selection, ak=ak),
     }
     if aik_cert is not None:
         current["aik_cert"] = base64.b64encode(aik_cert.public_bytes(serialization.Encoding.DER))
@@ -391,6 +402,101 @@ def test_report_properties_may_come_from_the_issuance_rules(api: Api, machine: M
     listed = {k["kid"]: k["x5c"] for k in api.client.get("/certs").json()["keys"]}
     der = base64.b64decode(listed[header["kid"]][0])
     assert header["x5t"] == b64u(hashlib.sha1(der).digest())
+
+
+EVENT_COUNTS = """version=1.2;
+configurationrules{ %s };
+authorizationrules{ => permit(); };
+issuancerules{
+  c:[type=="events"] => issue(type="events",
+    value=JsonToClaimValue(JmesPath(c.value, "length(Events)")));
+  c:[type=="bootEvents"] => issue(type="bootEvents",
+    value=JsonToClaimValue(JmesPath(c.value, "length(Events)")));
+};"""
+
+
+def _boot_attestation(m: Machine, selection: str, *, ak: str = "ak.ctx") -> dict[str, Any]:
+    """What a machine quoted at boot (any extraData: the challenge did not exist yet)."""
+    return {
+        "logs": [{"type": "TCG", "log": b64u(LOG)}],
+        "aik_pub": ak_jwk(m),
+        **quote(m, b"taken at boot", selection, ak=ak),
+    }
+
+
+def _measured(pcrs: range) -> int:
+    return sum(
+        1
+        for e in parse_event_log(LOG).events
+        if e.event_type != EventType.EV_NO_ACTION and e.pcr in pcrs
+    )
+
+
+BOOT = "att_data.tpm_att_data.boot_attestation"
+
+
+def test_boot_events(api: Api, machine: Machine) -> None:
+    """Without boot_attestation, bootEvents is the current log; with one (a quote of PCRs 0-7
+    from the same power cycle), bootEvents is its log, verified against it."""
+    api.service.set_policy("Tpm", unsigned_policy(EVENT_COUNTS % ""), actor="test")
+    challenge, context = api.init()
+    claims = report_claims(
+        api, api.send(request(machine, challenge, context, aik_cert=machine.ak_cert))
+    )
+    assert claims["x-ms-policy"] == {"events": _measured(range(10))} | {
+        "bootEvents": _measured(range(10))
+    }
+    boot = _boot_attestation(machine, EIGHT_PCRS)
+    challenge, context = api.init()
+    body = request(machine, challenge, context, aik_cert=machine.ak_cert, tamper=_set(BOOT, boot))
+    claims = report_claims(api, api.send(body))
+    assert claims["x-ms-policy"] == {
+        "events": _measured(range(10)),
+        "bootEvents": _measured(range(8)),
+    }
+    # The boot quote must be the AIK's and its log must replay.
+    for field, value, expected in (
+        ("aik_pub", jwk_of(OTHER_KEY), "'tpm_att_data.boot_attestation.aik_pub' is not the AIK"),
+        ("logs", [{"type": "TCG", "log": b64u(_tampered_log())}], "PCR 4 (sha256 bank)"),
+        ("logs", [], "'tpm_att_data.boot_attestation.logs' must carry the boot TCG log"),
+        ("signature", quote(machine, b"x")["signature"], "signature"),
+    ):
+        challenge, context = api.init()
+        forged = {**boot, field: value}
+        body = request(
+            machine, challenge, context, aik_cert=machine.ak_cert, tamper=_set(BOOT, forged)
+        )
+        assert expected in error_of(api.send(body)), field
+
+
+def test_boot_attestation_from_an_earlier_boot_is_refused(api: Api, tmp_path: Path) -> None:
+    """A real reboot between the two quotes (resetCount changes; the AK is persistent)."""
+    api.service.set_policy(
+        "Tpm",
+        unsigned_policy(
+            EVENT_COUNTS % '=> issueproperty(type="require_valid_aik_cert", value=false);'
+        ),
+        actor="test",
+    )
+    with start_swtpm(tmp_path) as tpm:
+        work = tmp_path / "work"
+        work.mkdir()
+        m = provision(tpm, work)
+        tpm.run("tpm2_evictcontrol", "-C", "o", "-c", "ak.ctx", "0x81000002", cwd=work)
+        boot = _boot_attestation(m, EIGHT_PCRS, ak="0x81000002")
+        # Same boot: accepted.
+        challenge, context = api.init()
+        body = request(m, challenge, context, ak="0x81000002", tamper=_set(BOOT, boot))
+        assert report_claims(api, api.send(body))["x-ms-policy"]["bootEvents"] == _measured(
+            range(8)
+        )
+        tpm.reboot()
+        extend(tpm, LOG, work)
+        challenge, context = api.init()
+        body = request(m, challenge, context, ak="0x81000002", tamper=_set(BOOT, boot))
+        assert "'tpm_att_data.boot_attestation.quote' is from another boot" in error_of(
+            api.send(body)
+        )
 
 
 def _forge(context: str) -> str:

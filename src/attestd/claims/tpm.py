@@ -76,8 +76,9 @@ and data are only believed when its data hashes to its digest in every verified 
   hex per bank, with the image's file path, which **no digest covers**: a label only).
 
 Not here: ``aikValidated``/``aikPubHash`` (they come from the AK, not the log), ``iommuEnabled``,
-``vbsReportPresent`` and the VBS enclave claims, ``bootEvents`` (the resume log: feed it through
-:func:`events_json` the same way), and Linux IMA events (``IMA_MEASUREMENT_EVENT``).
+``vbsReportPresent`` and the VBS enclave claims, ``bootEvents`` (:mod:`attestd.verify.tpm_request`
+renders the boot log through :func:`events_json` the same way), and Linux IMA events
+(``IMA_MEASUREMENT_EVENT``).
 """
 
 from __future__ import annotations
