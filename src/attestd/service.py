@@ -144,7 +144,6 @@ class AttestationService:
         )
         self._lock = threading.Lock()
         self._policies: dict[str, _ActivePolicy] = {}
-        self._used_challenges: dict[str, int] = {}  # TPM step 1 challenges already answered
         self._tpm_roots: list[x509.Certificate] | None = None
         self._ek_roots: list[x509.Certificate] | None = None
         self._aik_ca: tuple[Any, x509.Certificate] | None = None
@@ -461,18 +460,12 @@ class AttestationService:
             raise InvalidRequest("the service_context has expired: start again with step 1")
         return context
 
-    def _consume_challenge(self, challenge: str, expires: int) -> None:
-        """A service context answers one request: its challenge is remembered (in this
-        process) until the context expires."""
-        now = self.clock().timestamp()
-        with self._lock:
-            for old in [c for c, t in self._used_challenges.items() if t < now]:
-                del self._used_challenges[old]
-            if challenge in self._used_challenges:
-                raise InvalidRequest(
-                    "the service_context has already been used: start again with step 1"
-                )
-            self._used_challenges[challenge] = expires
+    def _use_once(self, token: str, expires: int, what: str) -> None:
+        """A context answers one request: ``token`` (unique to it) is recorded in the store
+        until the context expires, so a replay fails in every worker and replica sharing it."""
+        until = datetime.fromtimestamp(expires, UTC)
+        if not self.store.use_once(token, expires=until, now=self.clock()):
+            raise InvalidRequest(f"the {what} has already been used: start again with step 1")
 
     def _aik_roots(self) -> list[x509.Certificate]:
         """The configured ``tpm_aik_roots`` and, once it exists, this instance's own AIK CA
@@ -605,6 +598,12 @@ class AttestationService:
             ek_cert = x509.load_der_x509_certificate(b64url_decode(context["ek_cert"], "ek_cert"))
         except (KeyError, ValueError, EvidenceError) as exc:  # pragma: no cover - sealed by us
             raise InvalidRequest("the enrollment_context is not authentic") from exc
+        # One answer per credential, right or wrong.
+        self._use_once(
+            f"tpm-enrollment:{context['secret_sha256']}",
+            int(context["expires"]),
+            "enrollment_context",
+        )
         if not hmac.compare_digest(hashlib.sha256(secret).digest(), expected):
             raise EnrollmentRejected(
                 "the secret is not the one the credential protects: it was not recovered by "
@@ -692,7 +691,9 @@ class AttestationService:
             raise InvalidRequest(
                 "att_data.challenge is not the challenge this service_context was issued with"
             )
-        self._consume_challenge(str(context["challenge"]), int(context["expires"]))
+        self._use_once(
+            f"tpm-challenge:{context['challenge']}", int(context["expires"]), "service_context"
+        )
 
         active = self.active_policy("Tpm")
         assert active.compiled is not None  # attest_tpm checked

@@ -130,6 +130,12 @@ def enroll(api: Api, m: Machine, ek: dict[str, bytes], **changes: Any) -> dict[s
     assert r.status_code == 200, r.text
     second: dict[str, Any] = r.json()
     assert set(second) == {"aik_cert", "ca_cert"}
+    again = api.client.post(
+        "/enroll/Tpm",
+        json={"enrollment_context": first["enrollment_context"], "secret": b64(secret)},
+    )
+    assert again.status_code == 400, again.text
+    assert "the enrollment_context has already been used" in again.json()["error"]["message"]
     return second
 
 
@@ -272,6 +278,14 @@ def test_bad_enrollments_are_refused(
         ),
         "the secret is not the one the credential protects",
     )
+    # A context takes one answer, right or wrong: no guessing.
+    refused(
+        api.client.post(
+            finish, json={"enrollment_context": context, "secret": b64(os.urandom(32))}
+        ),
+        "the enrollment_context has already been used",
+    )
+    context = step1(api, ek).json()["enrollment_context"]
     refused(
         api.client.post(
             finish, json={"enrollment_context": _flip(context, 20), "secret": b64(b"x")}

@@ -511,6 +511,21 @@ def test_ca_keys_first_one_wins_and_persists(store: SQLiteStore, db: Path) -> No
 # -- collateral cache ---------------------------------------------------------------------------
 
 
+def test_use_once_across_processes_sharing_the_file(store: SQLiteStore, db: Path) -> None:
+    later = T0 + timedelta(minutes=10)
+    assert store.use_once("tpm-challenge:abc", expires=later, now=T0) is True
+    assert store.use_once("tpm-challenge:abc", expires=later, now=T0) is False
+    with SQLiteStore(db, now_fn=lambda: T0) as other:  # another worker, the same database
+        assert other.use_once("tpm-challenge:abc", expires=later, now=T0) is False
+        assert other.use_once("tpm-challenge:def", expires=later, now=T0) is True
+    # Expired records are pruned (the contexts they protect are refused as expired anyway).
+    after = later + timedelta(seconds=1)
+    assert store.use_once("tpm-challenge:ghi", expires=after + timedelta(minutes=10), now=after)
+    assert raw(db, "SELECT token FROM used_tokens") == [("tpm-challenge:ghi",)]
+    with pytest.raises(ConfigurationError):
+        store.use_once("", expires=later, now=T0)
+
+
 def test_collateral_cache(store: SQLiteStore) -> None:
     url = "https://api.trustedservices.intel.com/sgx/certification/v4/tcb?fmspc=00906ED50000"
     assert store.get_cached(url) is None

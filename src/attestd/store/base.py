@@ -322,6 +322,15 @@ class Store(Protocol):
         first uses agree on one CA)."""
         ...
 
+    # -- single-use tokens ----------------------------------------------------------------------------
+
+    def use_once(self, token: str, *, expires: datetime, now: datetime) -> bool:
+        """Record that ``token`` (e.g. a TPM service context's challenge) has been used: True the
+        first time, False on every later call until ``expires`` has passed, in this process or
+        any other sharing the store. Records that expired before ``now`` are forgotten (a
+        token must itself be refused once expired, so forgetting it is safe)."""
+        ...
+
     # -- collateral cache -----------------------------------------------------------------------------
 
     def get_cached(self, url: str) -> CachedResponse | None:

@@ -126,6 +126,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        3,
+        "single-use tokens (TPM service and enrollment contexts)",
+        (
+            # A token is inserted when it is used; the primary key refuses a second use, by any
+            # process sharing the database. Rows past `expires` are pruned on later inserts.
+            """CREATE TABLE used_tokens (
+                token   TEXT PRIMARY KEY,
+                expires TEXT NOT NULL
+            )""",
+            "CREATE INDEX used_tokens_by_expiry ON used_tokens (expires)",
+        ),
+    ),
 )
 
 #: The version a database has once every migration here is applied.

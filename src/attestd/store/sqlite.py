@@ -647,6 +647,16 @@ class SQLiteStore:
             next_update=_opt_dt(row[4]),
         )
 
+    def use_once(self, token: str, *, expires: datetime, now: datetime) -> bool:
+        token = _text(token, "token")
+        until, when = _ts(expires, "expires"), _ts(now, "now")
+        with self._write("use_once") as conn:
+            conn.execute("DELETE FROM used_tokens WHERE expires < ?", (when,))
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)", (token, until)
+            )
+            return cursor.rowcount == 1
+
     def put_cached(self, response: CachedResponse) -> None:
         if not isinstance(response, CachedResponse):
             raise ConfigurationError(
