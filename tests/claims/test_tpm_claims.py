@@ -146,7 +146,8 @@ def test_boot_claims_on_maa_reference_machine() -> None:
     _, reference = maa_reference()
     log = rebuild_maa_log(reference)
     claims = boot_claims(verify_event_log(log, replay_all(log)))
-    # Secure Boot on (SecureBoot = AQ), no boot debugging, no safe mode, no WinPE, VBS required.
+    # Secure Boot on (SecureBoot = AQ), no boot debugging, no safe mode, no WinPE, VBS and the
+    # IOMMU required.
     assert claims["tpmVersion"] == "2.0"
     assert claims["secureBootEnabled"] is True
     assert {k: claims[k] for k in WINDOWS_BOOT_CLAIMS} == dict.fromkeys(WINDOWS_BOOT_CLAIMS, True)
@@ -173,6 +174,7 @@ def test_windows_gcp_boot_claims() -> None:
     assert claims["notSafeMode"] is True
     assert claims["notWinPE"] is True
     assert claims["vbsEnabled"] is False
+    assert claims["iommuEnabled"] is False  # nor VBS_IOMMU_REQUIRED
     assert claims["x-attestd-verified-pcrs"] == [0, 4, 5, 7, 11, 12, 13, 14]
     assert claims["x-attestd-efi-boot-applications"][0]["path"] == (
         "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"

@@ -6,7 +6,7 @@ a verified quote (:func:`verify_event_log`):
 * ``events``: MAA's parsed log, ``{"Events": [...]}`` (:func:`events_json`);
 * ``pcrs``: ``{"PCRs": [{"Digests": {...}, "Index": n}]}`` (:func:`pcrs_json`);
 * the boolean boot claims ``secureBootEnabled``, ``bootDebuggingDisabled``, ``notSafeMode``,
-  ``notWinPE``, ``vbsEnabled`` and ``tpmVersion``, plus attestd's ``x-attestd-`` claims
+  ``notWinPE``, ``vbsEnabled``, ``iommuEnabled`` and ``tpmVersion``, plus attestd's ``x-attestd-`` claims
   (:func:`boot_claims`).
 
 **Ground truth.** The JSON format copies a real MAA token (Attestation-Client-Samples
@@ -63,9 +63,12 @@ and data are only believed when its data hashes to its digest in every verified 
   / WINPE value measured in PCRs 12, 13, 19, 20 is 0, and there is at least one (MAA's sample
   policy: ``ContainsOnlyValue(set, false)``). ``vbsEnabled``: every VBS_VSM_REQUIRED and
   VBS_MANDATORY_ENFORCEMENT value in PCRs 12 and 19 is 1, and there is at least one.
+  ``iommuEnabled``: the same rule for VBS_IOMMU_REQUIRED [I: neither MAA's documentation nor
+  PCPTool says which event MAA reads; this is the SIPA flag by which Windows requires the IOMMU
+  for VBS, the measured counterpart of the claim's name].
   A SIPA event in those PCRs that is not data-bound, does not parse, or has a value of the wrong
-  size makes all four ``false`` (fail closed).
-* **Linux** (and any log without SIPA events in those PCRs): the four Windows claims are
+  size makes all five ``false`` (fail closed).
+* **Linux** (and any log without SIPA events in those PCRs): the five Windows claims are
   **absent**. They describe Windows boot configuration that such a log never measures; ``true``
   would assert what was not measured, and ``false`` would assert a bad Windows state. A policy
   requiring ``value == true`` fails closed either way.
@@ -75,7 +78,7 @@ and data are only believed when its data hashes to its digest in every verified 
   line; the last one wins); ``x-attestd-efi-boot-applications`` (PCR 4 Authenticode digests,
   hex per bank, with the image's file path, which **no digest covers**: a label only).
 
-Not here: ``aikValidated``/``aikPubHash`` (they come from the AK, not the log), ``iommuEnabled``,
+Not here: ``aikValidated``/``aikPubHash`` (they come from the AK, not the log),
 ``vbsReportPresent`` and the VBS enclave claims, ``bootEvents`` (:mod:`attestd.verify.tpm_request`
 renders the boot log through :func:`events_json` the same way), and Linux IMA events
 (``IMA_MEASUREMENT_EVENT``).
@@ -130,7 +133,13 @@ __all__ = [
 
 _PREFIX = "x-attestd-"  # the same prefix as attestd.claims.dcap.ATTESTD_PREFIX
 TPM_VERSION = "2.0"
-WINDOWS_BOOT_CLAIMS = ("bootDebuggingDisabled", "notSafeMode", "notWinPE", "vbsEnabled")
+WINDOWS_BOOT_CLAIMS = (
+    "bootDebuggingDisabled",
+    "iommuEnabled",
+    "notSafeMode",
+    "notWinPE",
+    "vbsEnabled",
+)
 
 EFI_GLOBAL_VARIABLE = uuid.UUID("8be4df61-93ca-11d2-aa0d-00e098032b8c")
 
@@ -605,6 +614,7 @@ _SIPA_BOOTDEBUGGING = 0x00040001
 _SIPA_SAFEMODE = 0x00050005
 _SIPA_WINPE = 0x00050006
 _SIPA_VBS_VSM_REQUIRED = 0x000A0001
+_SIPA_VBS_IOMMU_REQUIRED = 0x000A0003
 _SIPA_VBS_MANDATORY_ENFORCEMENT = 0x000A0006
 
 # TPM_ALG_ID inside SIPA payloads: SHA256 seen, the rest [I].
@@ -901,7 +911,7 @@ _SIPA: dict[int, tuple[str, _SipaRender, bool]] = {
     0x0007000B: ("EVENT_MODULE_SVN", _sipa_int, False),
     _SIPA_VBS_VSM_REQUIRED: ("EVENT_VBS_VSM_REQUIRED", _sipa_bool, False),
     0x000A0002: ("EVENT_VBS_SECUREBOOT_REQUIRED", _sipa_bool, False),
-    0x000A0003: ("EVENT_VBS_IOMMU_REQUIRED", _sipa_bool, False),
+    _SIPA_VBS_IOMMU_REQUIRED: ("EVENT_VBS_IOMMU_REQUIRED", _sipa_bool, False),
     0x000A0004: ("EVENT_VBS_MMIO_NX_REQUIRED", _sipa_bool, False),
     0x000A0005: ("EVENT_VBS_MSR_FILTERING_REQUIRED", _sipa_bool, False),
     0x000A0007: (
@@ -986,6 +996,7 @@ def _windows_claims(verified: VerifiedEventLog) -> dict[str, bool] | None:
         _SIPA_SAFEMODE,
         _SIPA_WINPE,
         _SIPA_VBS_VSM_REQUIRED,
+        _SIPA_VBS_IOMMU_REQUIRED,
         _SIPA_VBS_MANDATORY_ENFORCEMENT,
     }
     for e in tagged:
@@ -1007,6 +1018,7 @@ def _windows_claims(verified: VerifiedEventLog) -> dict[str, bool] | None:
 
     return {
         "bootDebuggingDisabled": only([_SIPA_BOOTDEBUGGING], _SIPA_PROPERTY_PCRS, False),
+        "iommuEnabled": only([_SIPA_VBS_IOMMU_REQUIRED], _SIPA_VBS_PCRS, True),
         "notSafeMode": only([_SIPA_SAFEMODE], _SIPA_PROPERTY_PCRS, False),
         "notWinPE": only([_SIPA_WINPE], _SIPA_PROPERTY_PCRS, False),
         "vbsEnabled": only(
