@@ -412,6 +412,7 @@ issuancerules{
     value=JsonToClaimValue(JmesPath(c.value, "length(Events)")));
   c:[type=="bootEvents"] => issue(type="bootEvents",
     value=JsonToClaimValue(JmesPath(c.value, "length(Events)")));
+  c:[type=="vbsReportPresent"] => issue(type="vbsReportPresent", value=c.value);
 };"""
 
 
@@ -443,8 +444,10 @@ def test_boot_events(api: Api, machine: Machine) -> None:
     claims = report_claims(
         api, api.send(request(machine, challenge, context, aik_cert=machine.ak_cert))
     )
-    assert claims["x-ms-policy"] == {"events": _measured(range(10))} | {
-        "bootEvents": _measured(range(10))
+    assert claims["x-ms-policy"] == {
+        "events": _measured(range(10)),
+        "bootEvents": _measured(range(10)),
+        "vbsReportPresent": False,
     }
     boot = _boot_attestation(machine, EIGHT_PCRS)
     challenge, context = api.init()
@@ -453,6 +456,7 @@ def test_boot_events(api: Api, machine: Machine) -> None:
     assert claims["x-ms-policy"] == {
         "events": _measured(range(10)),
         "bootEvents": _measured(range(8)),
+        "vbsReportPresent": False,
     }
     # The boot quote must be the AIK's and its log must replay.
     for field, value, expected in (

@@ -79,7 +79,8 @@ and data are only believed when its data hashes to its digest in every verified 
   hex per bank, with the image's file path, which **no digest covers**: a label only).
 
 Not here: ``aikValidated``/``aikPubHash`` (they come from the AK, not the log),
-``vbsReportPresent`` and the VBS enclave claims, ``bootEvents`` (:mod:`attestd.verify.tpm_request`
+``vbsReportPresent`` (:mod:`attestd.verify.tpm_request`: always false, VBS reports are not
+supported) and the VBS enclave claims, ``bootEvents`` (:mod:`attestd.verify.tpm_request`
 renders the boot log through :func:`events_json` the same way), and Linux IMA events
 (``IMA_MEASUREMENT_EVENT``).
 """

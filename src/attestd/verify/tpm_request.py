@@ -576,8 +576,8 @@ def verify_attestation(
     at: datetime,
 ) -> VerifiedAttestation:
     """Verify ``request.current`` (module docstring) and return the incoming claims:
-    :func:`attestd.claims.tpm.tpm_claims` plus ``aikValidated``, ``aikPubHash`` and
-    ``tpmVersion``. The challenge and service context are the caller's (already checked)."""
+    :func:`attestd.claims.tpm.tpm_claims` plus ``aikValidated``, ``aikPubHash``,
+    ``tpmVersion``, ``vbsReportPresent`` (false), ``bootEvents`` and ``x-ms-tpm-request-key``. The challenge and service context are the caller's (already checked)."""
     att = request.current
     base = "tpm_att_data.current_attestation"
     cert_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey | None = None
@@ -634,6 +634,7 @@ def verify_attestation(
     if request.boot is not None:
         claims["bootEvents"] = _boot_events(request.boot, signer, pub_key, quote)
     claims["tpmVersion"] = TPM_VERSION
+    claims["vbsReportPresent"] = False  # att_type "vbs" is refused by parse_request
     claims["aikValidated"] = validated
     claims["aikPubHash"] = base64.b64encode(hashlib.sha256(_spki(pub_key)).digest()).decode()
     claims["x-ms-tpm-request-key"] = {"jwk": request.request_jwk, "info": request.request_key_info}
