@@ -26,6 +26,7 @@ Our exception hierarchy::
     │       ├── AttestNotTpmGenerated      TPMS_ATTEST magic is not TPM_GENERATED_VALUE
     │       ├── AttestNotQuote             TPMS_ATTEST is not a quote
     │       ├── QualifyingDataMismatch     TPM quote extraData is not the nonce
+    │       ├── KeyNotCertified            a TPM2_Certify result does not certify the key sent
     │       └── PcrDigestMismatch          PCR values do not hash to the signed pcrDigest
     ├── CollateralError                    the verifier's inputs are at fault (service error)
     │   ├── CollateralMalformed            collateral does not parse
@@ -64,6 +65,7 @@ __all__ = [
     "InvalidCertificateChain",
     "InvalidQeReportSignature",
     "InvalidQuoteSignature",
+    "KeyNotCertified",
     "MalformedEvidence",
     "PcrDigestMismatch",
     "PolicyDocumentError",
@@ -192,6 +194,13 @@ class QualifyingDataMismatch(VerificationError):
     """``TPMS_ATTEST.extraData`` is not the verifier's qualifying data (nonce)."""
 
     code = "QualifyingDataMismatch"
+
+
+class KeyNotCertified(VerificationError):
+    """A ``TPM2_Certify`` result (``TPMS_ATTEST`` + signature) does not show that the AK
+    certified the key sent with it: not TPM-generated, not a certification, or another Name."""
+
+    code = "KeyNotCertified"
 
 
 class PcrDigestMismatch(VerificationError):

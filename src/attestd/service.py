@@ -736,6 +736,8 @@ class AttestationService:
             "x-ms-tpm-request-key": verified.claims["x-ms-tpm-request-key"],
             "x-ms-ver": "1.0",
         }
+        if "x-ms-tpm-other-keys" in verified.claims:
+            claims["x-ms-tpm-other-keys"] = verified.claims["x-ms-tpm-other-keys"]
         pcrs = _verified_pcrs(verified.claims)
         if pcrs is not None:
             claims["pcrs"] = pcrs

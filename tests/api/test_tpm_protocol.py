@@ -249,12 +249,18 @@ def request(
     tamper: Callable[[dict[str, Any]], None] | None = None,
     typ: str = "attReqV2",
     ak: str = "ak.ctx",
+    tpm_key: TpmKey | None = None,
 ) -> dict[str, str]:
     """Step 2 as a client builds it. The qualifying data hashes the ``jwk`` text exactly as it
-    appears in the signed payload (``json.dumps`` with its default ``", "``/``": "``)."""
-    jwk = jwk_of(key)
+    appears in the signed payload (``json.dumps`` with its default ``", "``/``": "``). With
+    ``tpm_key`` the request key is that TPM-resident key, bound by ``tpm_certify`` (the quote
+    then carries the challenge itself) and signing the JWS in the TPM."""
+    jwk = jwk_of(key) if tpm_key is None else tpm_key.jwk
     jwk_text = (bind_to if bind_to is not None else json.dumps(jwk).encode()) + b"\x00"
     qualifying = hashlib.sha256(jwk_text + unb64u(challenge)).digest()
+    info: dict[str, Any] = {"tpm_quote": {"hash_alg": "sha-256"}}
+    if tpm_key is not None:
+        qualifying, info = unb64u(challenge), {"tpm_certify": tpm_key.tpm_certify}
     current = {
         "logs": [{"type": "TCG", "log": b64u(log)}],
         "aik_pub": ak_jwk(m),
@@ -270,7 +276,7 @@ def request(
             "rp_data": "UkVQTEFDRSBXSVRIIFJQIE5PTkNF",
             "challenge": challenge,
             "service_context": context,
-            "request_key": {"jwk": jwk, "info": {"tpm_quote": {"hash_alg": "sha-256"}}},
+            "request_key": {"jwk": jwk, "info": info},
             "tpm_att_data": {"current_attestation": current},
         },
     }
@@ -282,8 +288,60 @@ def request(
     signing_input = (
         b64u(json.dumps({"alg": "RS256", "typ": typ}).encode()) + "." + b64u(body.encode())
     )
-    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    if tpm_key is None:
+        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    else:
+        signature = tpm_key.sign(m, signing_input.encode())
     return {"request": signing_input + "." + b64u(signature)}
+
+
+@dataclass(frozen=True)
+class TpmKey:
+    """An RSA signing key in the TPM (``{name}.ctx`` in the machine's work folder), certified by
+    the AK with ``TPM2_Certify``."""
+
+    name: str
+    jwk: dict[str, str]
+    tpm_certify: dict[str, str]  # {public, certification, signature}, base64
+
+    def sign(self, m: Machine, data: bytes) -> bytes:
+        (m.work / "to-sign.bin").write_bytes(data)
+        m.tpm.run(
+            "tpm2_sign", "-c", f"{self.name}.ctx", "-g", "sha256", "-s", "rsassa", "-f", "plain",
+            "-o", "signed.bin", "to-sign.bin", cwd=m.work,
+        )  # fmt: skip
+        return (m.work / "signed.bin").read_bytes()
+
+
+def tpm_key(m: Machine, name: str, *, certify_with: str = "ak.ctx") -> TpmKey:
+    """A fresh TPM key under an owner-hierarchy primary, certified by ``certify_with``."""
+    w = m.work
+    m.tpm.run("tpm2_createprimary", "-C", "o", "-c", "owner.ctx", cwd=w)
+    m.tpm.run(
+        "tpm2_create", "-C", "owner.ctx", "-G", "rsa2048:rsassa-sha256", "-u", f"{name}.pub",
+        "-r", f"{name}.priv", cwd=w,
+    )  # fmt: skip
+    m.tpm.run(
+        "tpm2_load", "-C", "owner.ctx", "-u", f"{name}.pub", "-r", f"{name}.priv",
+        "-c", f"{name}.ctx", cwd=w,
+    )  # fmt: skip
+    m.tpm.run(
+        "tpm2_certify", "-c", f"{name}.ctx", "-C", certify_with, "-g", "sha256",
+        "-o", f"{name}.attest", "-s", f"{name}.sig", cwd=w,
+    )  # fmt: skip
+    public = parse_tpm2b_public((w / f"{name}.pub").read_bytes())
+    key = public.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    n = key.public_numbers()
+    return TpmKey(
+        name,
+        {"kty": "RSA", "n": b64u(n.n.to_bytes(256, "big")), "e": b64u(n.e.to_bytes(3, "big"))},
+        {
+            "public": b64u((w / f"{name}.pub").read_bytes()),
+            "certification": b64u((w / f"{name}.attest").read_bytes()),
+            "signature": b64u((w / f"{name}.sig").read_bytes()),
+        },
+    )
 
 
 def report_claims(api: Api, response: Any) -> dict[str, Any]:
@@ -501,6 +559,70 @@ def test_boot_attestation_from_an_earlier_boot_is_refused(api: Api, tmp_path: Pa
         assert "'tpm_att_data.boot_attestation.quote' is from another boot" in error_of(
             api.send(body)
         )
+
+
+def test_keys_certified_by_the_aik(api: Api, machine: Machine) -> None:
+    """The request key bound by ``tpm_certify`` instead of a hashed quote nonce, and an
+    ``other_keys`` entry: real TPM2_Certify results from swtpm, reported in the token."""
+    api.set_policy()
+    request_key = tpm_key(machine, "request")
+    other = tpm_key(machine, "other")
+    entry = {"jwk": other.jwk, "info": {"tpm_certify": other.tpm_certify}}
+    challenge, context = api.init()
+    body = request(
+        machine,
+        challenge,
+        context,
+        aik_cert=machine.ak_cert,
+        tpm_key=request_key,
+        tamper=_set("att_data.other_keys", [entry]),
+    )
+    claims = report_claims(api, api.send(body))
+    assert claims["cnf"] == {"jwk": request_key.jwk}
+    assert claims["x-ms-tpm-request-key"] == {
+        "jwk": request_key.jwk,
+        "info": {"tpm_certify": request_key.tpm_certify},
+    }
+    assert claims["x-ms-tpm-other-keys"] == [entry]
+
+    # The AIK's genuine certification, but of the request key, sent for the other key.
+    swapped = {
+        **other.tpm_certify,
+        "certification": request_key.tpm_certify["certification"],
+        "signature": request_key.tpm_certify["signature"],
+    }
+    quote_as_certification = {**other.tpm_certify, **{
+        k: v for k, v in quote(machine, b"x").items() if k != "pcrs"
+    }}  # fmt: skip
+    quote_as_certification["certification"] = quote_as_certification.pop("quote")
+    for others, expected in (
+        ([{"jwk": other.jwk, "info": {"tpm_certify": swapped}}], "the certification names"),
+        (
+            [{"jwk": other.jwk, "info": {"tpm_certify": quote_as_certification}}],
+            "not TPM_ST_ATTEST_CERTIFY",
+        ),
+        (
+            [{"jwk": request_key.jwk, "info": {"tpm_certify": other.tpm_certify}}],
+            "'att_data.other_keys[0].info.tpm_certify.public' is not the key of the JWK",
+        ),
+        ([{"jwk": other.jwk, "info": {}}], "'att_data.other_keys[0].info.tpm_certify' is required"),
+        ([entry] * 3, "'att_data.other_keys' must be a list of at most 2 keys"),
+    ):
+        challenge, context = api.init()
+        body = request(
+            machine,
+            challenge,
+            context,
+            aik_cert=machine.ak_cert,
+            tpm_key=request_key,
+            tamper=_set("att_data.other_keys", others),
+        )
+        assert expected in error_of(api.send(body)), expected
+    # A key certified by another key than the AIK is not bound to this TPM's AIK.
+    stranger = tpm_key(machine, "stranger", certify_with="request.ctx")
+    challenge, context = api.init()
+    body = request(machine, challenge, context, aik_cert=machine.ak_cert, tpm_key=stranger)
+    assert "does not verify with the AK" in error_of(api.send(body))
 
 
 def _forge(context: str) -> str:

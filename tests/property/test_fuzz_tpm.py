@@ -24,6 +24,7 @@ from attestd.evidence.tpm import (
     TpmAlg,
     parse_attest,
     parse_attest_header,
+    parse_certify,
     parse_pcr_blob,
     parse_pcr_selection,
     parse_public,
@@ -47,6 +48,18 @@ ATTESTS = [
     base64.b64decode(_WINDOWS["Quote"]["Quote"]),
     base64.b64decode(_WINDOWS["AK"]["CreateAttestation"]),
 ]
+
+
+def _as_certification(quote: bytes) -> bytes:
+    """A TPM2_Certify TPMS_ATTEST with a real quote's header (type 0x8017) and two TPM2B_NAMEs
+    (sha256 Names): a seed of the right shape, since no vector holds a certification."""
+    header_end = len(quote) - len(parse_attest(quote).attested.pcr_digest) - 2
+    header_end -= sum(6 for _ in parse_attest(quote).attested.pcr_select) + 4
+    name = b"\x00\x22\x00\x0b" + bytes(range(32))
+    return quote[:4] + b"\x80\x17" + quote[6:header_end] + name + name
+
+
+CERTIFICATIONS = [_as_certification(a) for a in ATTESTS[:3]]
 SIGNATURES = [
     *((d / "quote.sig").read_bytes() for d in REPLAYED),
     base64.b64decode(_WINDOWS["Quote"]["Signature"]),
@@ -81,6 +94,19 @@ def test_attest_parsers(data: bytes) -> None:
 
 
 @FUZZ
+@given(mutated(CERTIFICATIONS))
+def test_certify_parser(data: bytes) -> None:
+    c = _only_evidence_errors(parse_certify, data)
+    if c is not None:
+        assert _only_evidence_errors(parse_certify, data + b"\x00") is None
+
+
+def test_certification_seeds_parse() -> None:
+    for seed in CERTIFICATIONS:
+        assert parse_certify(seed).attested.name == b"\x00\x0b" + bytes(range(32))
+
+
+@FUZZ
 @given(mutated(SIGNATURES))
 def test_signature_parser(data: bytes) -> None:
     _only_evidence_errors(parse_signature, data)
@@ -111,6 +137,7 @@ def test_pcr_parsers(data: bytes) -> None:
 def test_random_bytes(data: bytes) -> None:
     for parse in (
         parse_attest,
+        parse_certify,
         parse_signature,
         parse_public,
         parse_tpm2b_public,

@@ -46,6 +46,8 @@ __all__ = [
     "TPM_GENERATED_VALUE",
     "Attest",
     "AttestHeader",
+    "CertifyAttest",
+    "CertifyInfo",
     "ClockInfo",
     "EccCurve",
     "EccParms",
@@ -66,6 +68,7 @@ __all__ = [
     "hash_digest",
     "parse_attest",
     "parse_attest_header",
+    "parse_certify",
     "parse_pcr_blob",
     "parse_pcr_selection",
     "parse_public",
@@ -416,6 +419,26 @@ def _attest_header(r: Reader) -> AttestHeader:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CertifyInfo:
+    """§10.12.3 ``TPMS_CERTIFY_INFO``: ``name`` (TPM2B_NAME) of the certified object and its
+    ``qualifiedName`` (TPM2B_NAME)."""
+
+    name: bytes
+    qualified_name: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CertifyAttest(AttestHeader):
+    """§10.12.12 ``TPMS_ATTEST`` whose ``attested`` member is a ``TPMS_CERTIFY_INFO``
+    (``TPM2_Certify``: the signing key vouches that the named object is loaded in the same TPM).
+    ``raw`` is the exact byte string signed. Unverified:
+    :func:`attestd.verify.tpm.verify_certification` judges it."""
+
+    attested: CertifyInfo
+    raw: bytes
+
+
 def parse_attest_header(data: bytes) -> AttestHeader:
     """The common header of a ``TPMS_ATTEST`` of any type; the ``attested`` bytes are not read."""
     return _attest_header(Reader(data, "TPMS_ATTEST"))
@@ -454,6 +477,37 @@ def parse_attest(data: bytes) -> Attest:
         header.clock_info,
         header.firmware_version,
         QuoteInfo(pcr_select, pcr_digest),
+        bytes(data),
+    )
+
+
+def parse_certify(data: bytes) -> CertifyAttest:
+    """A ``TPMS_ATTEST`` (§10.12.12) that is a ``TPM2_Certify`` result, exactly (no trailing
+    bytes).
+
+    Raises:
+        MalformedEvidence: truncated, oversized or trailing bytes, or a ``type`` that is not
+            ``TPM_ST_ATTEST_CERTIFY``.
+    """
+    r = Reader(data, "TPMS_ATTEST")
+    header = _attest_header(r)
+    if header.type != TpmSt.ATTEST_CERTIFY:
+        raise r.fail(
+            "type",
+            f"0x{header.type:04x} is not TPM_ST_ATTEST_CERTIFY 0x{TpmSt.ATTEST_CERTIFY:04x}",
+            offset=4,
+        )
+    name = _tpm2b(r, "attested.certify.name", _MAX_NAME)
+    qualified_name = _tpm2b(r, "attested.certify.qualifiedName", _MAX_NAME)
+    r.expect_end("trailing")
+    return CertifyAttest(
+        header.magic,
+        header.type,
+        header.qualified_signer,
+        header.extra_data,
+        header.clock_info,
+        header.firmware_version,
+        CertifyInfo(name, qualified_name),
         bytes(data),
     )
 

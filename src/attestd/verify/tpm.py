@@ -25,9 +25,13 @@ undoes it, step by step:
 Only the PCRs the quote selected come back, in :class:`VerifiedQuote`; other supplied values
 are ignored. Everything raises: a returned value is a verified quote.
 
+:func:`verify_certification` undoes ``TPM2_Certify`` the same way (steps 1-2, then the type
+``TPM_ST_ATTEST_CERTIFY`` and the certified object's Name), for keys bound to an AK.
+
 Error classes (all :class:`VerificationError`, HTTP-mapped like it, ``code`` unchanged):
 :class:`InvalidQuoteSignature` (from :mod:`attestd.errors`), :class:`AttestNotTpmGenerated`,
-:class:`AttestNotQuote`, :class:`QualifyingDataMismatch`, :class:`PcrDigestMismatch`.
+:class:`AttestNotQuote`, :class:`QualifyingDataMismatch`, :class:`PcrDigestMismatch`,
+:class:`KeyNotCertified`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from attestd.errors import (
     AttestNotQuote,
     AttestNotTpmGenerated,
     InvalidQuoteSignature,
+    KeyNotCertified,
     PcrDigestMismatch,
     QualifyingDataMismatch,
     UnsupportedEvidence,
@@ -54,6 +59,7 @@ from attestd.evidence.tpm import (
     HASH_DIGEST_SIZES,
     TPM_GENERATED_VALUE,
     Attest,
+    CertifyAttest,
     ObjectAttribute,
     PcrSelection,
     Public,
@@ -65,6 +71,7 @@ from attestd.evidence.tpm import (
     hash_digest,
     parse_attest,
     parse_attest_header,
+    parse_certify,
     parse_signature,
 )
 
@@ -72,9 +79,11 @@ __all__ = [
     "AkPublic",
     "AttestNotQuote",
     "AttestNotTpmGenerated",
+    "KeyNotCertified",
     "PcrDigestMismatch",
     "QualifyingDataMismatch",
     "VerifiedQuote",
+    "verify_certification",
     "verify_quote",
 ]
 
@@ -174,6 +183,48 @@ def verify_quote(
         sig.hash_alg,
         MappingProxyType({alg: MappingProxyType(v) for alg, v in pcrs.items()}),
     )
+
+
+def verify_certification(
+    attest_bytes: bytes,
+    signature: bytes | Signature,
+    ak_public: AkPublic,
+    *,
+    certified: Public,
+) -> CertifyAttest:
+    """Verify a ``TPM2_Certify`` result (TPM 2.0 Part 3 §18.2): the AK signed a
+    ``TPMS_CERTIFY_INFO`` naming ``certified``, i.e. that object is loaded in the AK's TPM.
+
+    Checks, in order: the signature over the exact bytes (the AK checked as for quotes);
+    ``magic`` is ``TPM_GENERATED_VALUE``; ``type`` is ``TPM_ST_ATTEST_CERTIFY``;
+    ``attested.name`` is ``certified.name()`` (``nameAlg || H(TPMT_PUBLIC)``, so every field
+    of the public area, attributes included, is covered). ``extraData`` is the caller's to
+    judge. Raises :class:`InvalidQuoteSignature` or :class:`KeyNotCertified`."""
+    sig = signature if isinstance(signature, Signature) else parse_signature(signature)
+    if isinstance(ak_public, Public):
+        _check_ak(ak_public, sig)
+        key = ak_public.public_key()
+    else:
+        key = ak_public
+    _verify_signature(key, sig, attest_bytes)
+    header = parse_attest_header(attest_bytes)
+    if header.magic != TPM_GENERATED_VALUE:
+        raise KeyNotCertified(
+            f"TPMS_ATTEST.magic is 0x{header.magic:08x}, not TPM_GENERATED_VALUE: the TPM did "
+            "not produce this certification"
+        )
+    if header.type != TpmSt.ATTEST_CERTIFY:
+        raise KeyNotCertified(
+            f"TPMS_ATTEST.type is 0x{header.type:04x}, not TPM_ST_ATTEST_CERTIFY "
+            f"0x{TpmSt.ATTEST_CERTIFY:04x}"
+        )
+    attest = parse_certify(attest_bytes)
+    if not hmac.compare_digest(attest.attested.name, certified.name()):
+        raise KeyNotCertified(
+            f"the certification names the object {attest.attested.name.hex()}, not the key sent "
+            f"(Name {certified.name().hex()})"
+        )
+    return attest
 
 
 def _check_ak(ak: Public, sig: Signature) -> None:

@@ -14,7 +14,8 @@ the policy and issues the report.
        "challenge": "<b64url, from step 1>", "service_context": "<from step 1>",
        "rp_data": "<string>", "nonce": "<string>",                 # both optional
        "request_key": {"jwk": {"kty": "RSA", "n": ..., "e": ...},
-                       "info": {"tpm_quote": {"hash_alg": "sha-256"}}},
+                       "info": {"tpm_quote": {"hash_alg": "sha-256"}}},   # or tpm_certify
+       "other_keys": [{"jwk": {...}, "info": {"tpm_certify": {...}}}],   # optional, at most 2
        "tpm_att_data": {"current_attestation": {
          "logs": [{"type": "TCG", "log": "<b64>"}],              # at most one TCG log
          "aik_cert": "<b64 DER>" | ["<leaf>", "<intermediate>", ...],
@@ -37,6 +38,13 @@ names without the dash too) names HASH, and the quote's ``extraData`` must equal
   fails with a qualifying-data mismatch. Duplicate member names anywhere in the payload are
   refused, so the ``jwk`` text is unambiguous.
 * *challenge* is the **decoded** 16 challenge bytes of step 1 (not its base64url text).
+
+Alternatively ``info.tpm_certify`` = ``{"public": TPM2B_PUBLIC or TPMT_PUBLIC, "certification":
+TPMS_ATTEST, "signature": TPMT_SIGNATURE}`` (base64) binds a TPM-resident request key: the AIK's
+``TPM2_Certify`` of it (:func:`attestd.verify.tpm.verify_certification`: signature, magic, type,
+and the Name of ``public``, whose key must be the ``jwk``); the quote's ``extraData`` is then
+the challenge itself. Each ``other_keys`` entry needs the same ``tpm_certify``; verified ones
+come back as ``x-ms-tpm-other-keys`` (``[{"jwk", "info"}]`` as sent), in the report too.
 
 **AIK.** The quote signer is ``aik_pub`` (a JWK, or a ``TPM2B_PUBLIC``/``TPMT_PUBLIC``, which
 :func:`attestd.verify.tpm.verify_quote` also checks to be a restricted signing key), else the
@@ -85,7 +93,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from attestd.claims.tpm import TPM_VERSION, events_json, pcrs_json, tpm_claims
-from attestd.errors import EvidenceError, QualifyingDataMismatch
+from attestd.errors import (
+    EvidenceError,
+    KeyNotCertified,
+    MalformedEvidence,
+    QualifyingDataMismatch,
+    VerificationError,
+)
 from attestd.evidence.eventlog import parse_event_log
 from attestd.evidence.tpm import (
     HASH_DIGEST_SIZES,
@@ -94,7 +108,7 @@ from attestd.evidence.tpm import (
     parse_public,
     parse_tpm2b_public,
 )
-from attestd.verify.tpm import AkPublic, VerifiedQuote, verify_quote
+from attestd.verify.tpm import AkPublic, VerifiedQuote, verify_certification, verify_quote
 
 __all__ = [
     "DEFAULT_REQUIRED_PCR_MASK",
@@ -119,6 +133,7 @@ _ALG_NAMES = {"sha1": 0x0004, "sha256": 0x000B, "sha384": 0x000C, "sha512": 0x00
 _JWS_ALGS = ("RS256", "PS256")
 _PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth")
 _MAX_CHAIN = 5
+_MAX_OTHER_KEYS = 2  # maa-compat.md §1.4
 
 
 class InvalidTpmRequest(EvidenceError):
@@ -150,9 +165,22 @@ class AttestationRequest:
     request_jwk: dict[str, Any]
     request_key_info: dict[str, Any]
     jwk_text: bytes  # the jwk exactly as sent (see the module docstring)
-    hash_alg: str
+    hash_alg: str | None  # info.tpm_quote.hash_alg, lower case; None: bound by tpm_certify
     current: TpmAttestation
     boot: TpmAttestation | None = None
+    certified: tuple[CertifiedKey, ...] = ()  # the request key's (first, if any) and others'
+    other_keys: tuple[dict[str, Any], ...] = ()  # att_data.other_keys as sent
+
+
+@dataclass(frozen=True)
+class CertifiedKey:
+    """A key with a ``tpm_certify`` binding, decoded; :func:`verify_attestation` checks that the
+    AIK certified it."""
+
+    field: str  # where it was in the payload, for messages
+    public: Public
+    certification: bytes
+    signature: bytes
 
 
 @dataclass(frozen=True)
@@ -195,6 +223,33 @@ def _int(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(f"'{field}' must be an integer")
     return value
+
+
+def _certified_key(
+    key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey, value: object, base: str
+) -> CertifiedKey:
+    """``{public, certification, signature}``: the key's TPMT_PUBLIC (or TPM2B_PUBLIC), and the
+    TPMS_ATTEST and TPMT_SIGNATURE of a ``TPM2_Certify`` of it by the AIK. The public area must
+    hold the JWK's key."""
+    certify = _obj(value, base)
+    blob = b64_any(certify.get("public"), f"{base}.public")
+    try:
+        public = parse_tpm2b_public(blob)
+    except EvidenceError:
+        try:
+            public = parse_public(blob)
+        except EvidenceError as exc:
+            raise _fail(
+                f"'{base}.public' is neither a TPM2B_PUBLIC nor a TPMT_PUBLIC: {exc}"
+            ) from exc
+    if _spki(public.public_key()) != _spki(key):
+        raise _fail(f"'{base}.public' is not the key of the JWK it certifies")
+    return CertifiedKey(
+        base,
+        public,
+        b64_any(certify.get("certification"), f"{base}.certification"),
+        b64_any(certify.get("signature"), f"{base}.signature"),
+    )
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -327,14 +382,37 @@ def parse_request(jws: object) -> AttestationRequest:
         ) from exc
 
     info = dict(_obj(request_key.get("info"), "att_data.request_key.info"))
-    if "tpm_certify" in info and "tpm_quote" not in info:
-        raise _fail("'request_key.info.tpm_certify' is not supported: bind the key with tpm_quote")
-    quote_info = _obj(info.get("tpm_quote"), "att_data.request_key.info.tpm_quote")
-    hash_alg = _str(quote_info.get("hash_alg"), "att_data.request_key.info.tpm_quote.hash_alg")
-    if hash_alg.lower() not in _HASH_ALGS:
+    if "tpm_quote" not in info and "tpm_certify" not in info:
         raise _fail(
-            f"'request_key.info.tpm_quote.hash_alg' {hash_alg!r} is not supported "
-            "(sha-256, sha-384 or sha-512)"
+            "'att_data.request_key.info' binds the key with neither tpm_quote nor tpm_certify"
+        )
+    hash_alg: str | None = None
+    if "tpm_quote" in info:
+        quote_info = _obj(info.get("tpm_quote"), "att_data.request_key.info.tpm_quote")
+        hash_alg = _str(quote_info.get("hash_alg"), "att_data.request_key.info.tpm_quote.hash_alg")
+        if hash_alg.lower() not in _HASH_ALGS:
+            raise _fail(
+                f"'request_key.info.tpm_quote.hash_alg' {hash_alg!r} is not supported "
+                "(sha-256, sha-384 or sha-512)"
+            )
+        hash_alg = hash_alg.lower()
+    certified = (
+        [_certified_key(key, info.get("tpm_certify"), "att_data.request_key.info.tpm_certify")]
+        if "tpm_certify" in info
+        else []
+    )
+    other_keys = att.get("other_keys", [])
+    if not isinstance(other_keys, list) or len(other_keys) > _MAX_OTHER_KEYS:
+        raise _fail(f"'att_data.other_keys' must be a list of at most {_MAX_OTHER_KEYS} keys")
+    for i, item in enumerate(other_keys):
+        base = f"att_data.other_keys[{i}]"
+        entry = _obj(item, base)
+        other = _public_jwk(_obj(entry.get("jwk"), f"{base}.jwk"), f"{base}.jwk")
+        other_info = _obj(entry.get("info"), f"{base}.info")
+        if "tpm_certify" not in other_info:
+            raise _fail(f"'{base}.info.tpm_certify' is required: an uncertified key proves nothing")
+        certified.append(
+            _certified_key(other, other_info["tpm_certify"], f"{base}.info.tpm_certify")
         )
     start, end = _value_span(text, ("att_data", "request_key", "jwk"))
     rp_data = att.get("rp_data")
@@ -352,7 +430,9 @@ def parse_request(jws: object) -> AttestationRequest:
         request_jwk=jwk,
         request_key_info=info,
         jwk_text=text[start:end].encode("utf-8"),
-        hash_alg=hash_alg.lower(),
+        hash_alg=hash_alg,
+        certified=tuple(certified),
+        other_keys=tuple(other_keys),
         current=_attestation(tpm.get("current_attestation"), "current_attestation"),
         boot=None if boot is None else _attestation(boot, "boot_attestation"),
     )
@@ -607,16 +687,26 @@ def verify_attestation(
             f"'{base}.aik_cert' is required: the TPM policy's require_valid_aik_cert is true"
         )
 
-    expected = qualifying_data(request.jwk_text, request.challenge, request.hash_alg)
+    if request.hash_alg is not None:
+        expected = qualifying_data(request.jwk_text, request.challenge, request.hash_alg)
+        binding = f"{request.hash_alg}(request_key.jwk as sent || 0x00 || challenge)"
+    else:  # the key is bound by tpm_certify; the quote carries the challenge itself
+        expected, binding = request.challenge, "the challenge"
     try:
         quote = verify_quote(
             att.quote, att.signature, signer, pcr_values=att.pcrs, qualifying_data=expected
         )
     except QualifyingDataMismatch as exc:
         raise QualifyingDataMismatch(
-            "the quote is not bound to this request: its extraData is not "
-            f"{request.hash_alg}(request_key.jwk as sent || 0x00 || challenge)"
+            f"the quote is not bound to this request: its extraData is not {binding}"
         ) from exc
+    for key in request.certified:
+        try:
+            verify_certification(key.certification, key.signature, signer, certified=key.public)
+        except VerificationError as exc:
+            raise KeyNotCertified(f"'{key.field}': {exc}") from exc
+        except MalformedEvidence as exc:
+            raise _fail(f"'{key.field}.certification': {exc}") from exc
 
     selected = {p for sel in quote.attest.attested.pcr_select for p in sel.pcrs}
     missing = [p for p in range(24) if required_pcr_mask >> p & 1 and p not in selected]
@@ -638,4 +728,6 @@ def verify_attestation(
     claims["aikValidated"] = validated
     claims["aikPubHash"] = base64.b64encode(hashlib.sha256(_spki(pub_key)).digest()).decode()
     claims["x-ms-tpm-request-key"] = {"jwk": request.request_jwk, "info": request.request_key_info}
+    if request.other_keys:
+        claims["x-ms-tpm-other-keys"] = list(request.other_keys)
     return VerifiedAttestation(claims, validated)
