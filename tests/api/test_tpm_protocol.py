@@ -568,16 +568,14 @@ def test_keys_certified_by_the_aik(api: Api, machine: Machine) -> None:
     request_key = tpm_key(machine, "request")
     other = tpm_key(machine, "other")
     entry = {"jwk": other.jwk, "info": {"tpm_certify": other.tpm_certify}}
-    challenge, context = api.init()
-    body = request(
-        machine,
-        challenge,
-        context,
-        aik_cert=machine.ak_cert,
-        tpm_key=request_key,
-        tamper=_set("att_data.other_keys", [entry]),
-    )
-    claims = report_claims(api, api.send(body))
+
+    def send(others: list[dict[str, Any]]) -> Any:
+        challenge, context = api.init()
+        tamper = _set("att_data.other_keys", others)
+        kw = {"aik_cert": machine.ak_cert, "tpm_key": request_key, "tamper": tamper}
+        return api.send(request(machine, challenge, context, **kw))
+
+    claims = report_claims(api, send([entry]))
     assert claims["cnf"] == {"jwk": request_key.jwk}
     assert claims["x-ms-tpm-request-key"] == {
         "jwk": request_key.jwk,
@@ -608,16 +606,7 @@ def test_keys_certified_by_the_aik(api: Api, machine: Machine) -> None:
         ([{"jwk": other.jwk, "info": {}}], "'att_data.other_keys[0].info.tpm_certify' is required"),
         ([entry] * 3, "'att_data.other_keys' must be a list of at most 2 keys"),
     ):
-        challenge, context = api.init()
-        body = request(
-            machine,
-            challenge,
-            context,
-            aik_cert=machine.ak_cert,
-            tpm_key=request_key,
-            tamper=_set("att_data.other_keys", others),
-        )
-        assert expected in error_of(api.send(body)), expected
+        assert expected in error_of(send(others)), expected
     # A key certified by another key than the AIK is not bound to this TPM's AIK.
     stranger = tpm_key(machine, "stranger", certify_with="request.ctx")
     challenge, context = api.init()

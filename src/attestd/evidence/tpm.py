@@ -469,16 +469,7 @@ def parse_attest(data: bytes) -> Attest:
     pcr_select = _pcr_selection_list(r, "attested.quote.pcrSelect")
     pcr_digest = _tpm2b(r, "attested.quote.pcrDigest", _MAX_DIGEST)
     r.expect_end("trailing")
-    return Attest(
-        header.magic,
-        header.type,
-        header.qualified_signer,
-        header.extra_data,
-        header.clock_info,
-        header.firmware_version,
-        QuoteInfo(pcr_select, pcr_digest),
-        bytes(data),
-    )
+    return Attest(*_header_fields(header), QuoteInfo(pcr_select, pcr_digest), bytes(data))
 
 
 def parse_certify(data: bytes) -> CertifyAttest:
@@ -500,16 +491,11 @@ def parse_certify(data: bytes) -> CertifyAttest:
     name = _tpm2b(r, "attested.certify.name", _MAX_NAME)
     qualified_name = _tpm2b(r, "attested.certify.qualifiedName", _MAX_NAME)
     r.expect_end("trailing")
-    return CertifyAttest(
-        header.magic,
-        header.type,
-        header.qualified_signer,
-        header.extra_data,
-        header.clock_info,
-        header.firmware_version,
-        CertifyInfo(name, qualified_name),
-        bytes(data),
-    )
+    return CertifyAttest(*_header_fields(header), CertifyInfo(name, qualified_name), bytes(data))
+
+
+def _header_fields(h: AttestHeader) -> tuple[int, int, bytes, bytes, ClockInfo, int]:
+    return h.magic, h.type, h.qualified_signer, h.extra_data, h.clock_info, h.firmware_version
 
 
 # --- TPMT_SIGNATURE ---

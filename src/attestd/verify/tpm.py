@@ -59,6 +59,7 @@ from attestd.evidence.tpm import (
     HASH_DIGEST_SIZES,
     TPM_GENERATED_VALUE,
     Attest,
+    AttestHeader,
     CertifyAttest,
     ObjectAttribute,
     PcrSelection,
@@ -132,23 +133,9 @@ def verify_quote(
         MalformedEvidence: the signature, attest or AK bytes do not parse.
         UnsupportedEvidence: a signature scheme, hash or curve this verifier does not implement.
     """
-    sig = signature if isinstance(signature, Signature) else parse_signature(signature)
-    if isinstance(ak_public, Public):
-        _check_ak(ak_public, sig)
-        key = ak_public.public_key()
-    else:
-        key = ak_public
-    # Step 1: the signature over the exact bytes, before anything in them is believed.
-    _verify_signature(key, sig, attest_bytes)
-
-    # Steps 2 and 3: judged on the common header, so that a signed non-quote is a verification
+    sig, header = _tpm_generated(attest_bytes, signature, ak_public)
+    # Step 3: judged on the common header, so that a signed non-quote is a verification
     # failure rather than an unsupported structure.
-    header = parse_attest_header(attest_bytes)
-    if header.magic != TPM_GENERATED_VALUE:
-        raise AttestNotTpmGenerated(
-            f"TPMS_ATTEST.magic is 0x{header.magic:08x}, not TPM_GENERATED_VALUE "
-            f"0x{TPM_GENERATED_VALUE:08x}"
-        )
     if header.type != TpmSt.ATTEST_QUOTE:
         raise AttestNotQuote(
             f"TPMS_ATTEST.type is 0x{header.type:04x}, not TPM_ST_ATTEST_QUOTE "
@@ -199,20 +186,9 @@ def verify_certification(
     ``magic`` is ``TPM_GENERATED_VALUE``; ``type`` is ``TPM_ST_ATTEST_CERTIFY``;
     ``attested.name`` is ``certified.name()`` (``nameAlg || H(TPMT_PUBLIC)``, so every field
     of the public area, attributes included, is covered). ``extraData`` is the caller's to
-    judge. Raises :class:`InvalidQuoteSignature` or :class:`KeyNotCertified`."""
-    sig = signature if isinstance(signature, Signature) else parse_signature(signature)
-    if isinstance(ak_public, Public):
-        _check_ak(ak_public, sig)
-        key = ak_public.public_key()
-    else:
-        key = ak_public
-    _verify_signature(key, sig, attest_bytes)
-    header = parse_attest_header(attest_bytes)
-    if header.magic != TPM_GENERATED_VALUE:
-        raise KeyNotCertified(
-            f"TPMS_ATTEST.magic is 0x{header.magic:08x}, not TPM_GENERATED_VALUE: the TPM did "
-            "not produce this certification"
-        )
+    judge. Raises :class:`InvalidQuoteSignature`, :class:`AttestNotTpmGenerated` or
+    :class:`KeyNotCertified`."""
+    _, header = _tpm_generated(attest_bytes, signature, ak_public)
     if header.type != TpmSt.ATTEST_CERTIFY:
         raise KeyNotCertified(
             f"TPMS_ATTEST.type is 0x{header.type:04x}, not TPM_ST_ATTEST_CERTIFY "
@@ -225,6 +201,27 @@ def verify_certification(
             f"(Name {certified.name().hex()})"
         )
     return attest
+
+
+def _tpm_generated(
+    attest_bytes: bytes, signature: bytes | Signature, ak_public: AkPublic
+) -> tuple[Signature, AttestHeader]:
+    """Steps 1 and 2 (module docstring): the AK's signature over the exact bytes, before
+    anything in them is believed, then ``magic``. Returns the signature and the header."""
+    sig = signature if isinstance(signature, Signature) else parse_signature(signature)
+    if isinstance(ak_public, Public):
+        _check_ak(ak_public, sig)
+        key = ak_public.public_key()
+    else:
+        key = ak_public
+    _verify_signature(key, sig, attest_bytes)
+    header = parse_attest_header(attest_bytes)
+    if header.magic != TPM_GENERATED_VALUE:
+        raise AttestNotTpmGenerated(
+            f"TPMS_ATTEST.magic is 0x{header.magic:08x}, not TPM_GENERATED_VALUE "
+            f"0x{TPM_GENERATED_VALUE:08x}"
+        )
+    return sig, header
 
 
 def _check_ak(ak: Public, sig: Signature) -> None:

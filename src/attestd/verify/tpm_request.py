@@ -232,16 +232,7 @@ def _certified_key(
     TPMS_ATTEST and TPMT_SIGNATURE of a ``TPM2_Certify`` of it by the AIK. The public area must
     hold the JWK's key."""
     certify = _obj(value, base)
-    blob = b64_any(certify.get("public"), f"{base}.public")
-    try:
-        public = parse_tpm2b_public(blob)
-    except EvidenceError:
-        try:
-            public = parse_public(blob)
-        except EvidenceError as exc:
-            raise _fail(
-                f"'{base}.public' is neither a TPM2B_PUBLIC nor a TPMT_PUBLIC: {exc}"
-            ) from exc
+    public = _tpm_public(certify.get("public"), f"{base}.public")
     if _spki(public.public_key()) != _spki(key):
         raise _fail(f"'{base}.public' is not the key of the JWK it certifies")
     return CertifiedKey(
@@ -250,6 +241,23 @@ def _certified_key(
         b64_any(certify.get("certification"), f"{base}.certification"),
         b64_any(certify.get("signature"), f"{base}.signature"),
     )
+
+
+def _tpm_public(value: object, field: str, *, jwk: bool = False) -> Public:
+    """A base64 TPM2B_PUBLIC, or a bare TPMT_PUBLIC."""
+    blob = b64_any(value, field)
+    try:
+        return parse_tpm2b_public(blob)
+    except EvidenceError:
+        try:
+            return parse_public(blob)
+        except EvidenceError as exc:
+            kinds = (
+                "a JWK nor a TPM2B_PUBLIC/TPMT_PUBLIC"
+                if jwk
+                else "a TPM2B_PUBLIC nor a TPMT_PUBLIC"
+            )
+            raise _fail(f"'{field}' is neither {kinds}: {exc}") from exc
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -469,16 +477,7 @@ def _attestation(value: object, name: str) -> TpmAttestation:
     if isinstance(pub, dict):
         aik_pub = _public_jwk(pub, f"{base}.aik_pub")
     elif pub is not None:
-        blob = b64_any(pub, f"{base}.aik_pub")
-        try:
-            aik_pub = parse_tpm2b_public(blob)
-        except EvidenceError:
-            try:
-                aik_pub = parse_public(blob)
-            except EvidenceError as exc:
-                raise _fail(
-                    f"'{base}.aik_pub' is neither a JWK nor a TPM2B_PUBLIC/TPMT_PUBLIC: {exc}"
-                ) from exc
+        aik_pub = _tpm_public(pub, f"{base}.aik_pub", jwk=True)
     if aik_pub is None and not chain:
         raise _fail(f"'{base}' carries neither aik_pub nor aik_cert")
 
