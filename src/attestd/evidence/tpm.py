@@ -29,6 +29,7 @@ Whole-buffer parsers reject trailing bytes: every structure here has an exact ma
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
@@ -294,6 +295,9 @@ def _hash_alg(r: Reader, field: str, *, allow_null: bool = False) -> int:
 # --- PCR selections ---
 
 
+_BITS = tuple(tuple(j for j in range(8) if byte >> j & 1) for byte in range(256))
+
+
 @dataclass(frozen=True, slots=True)
 class PcrSelection:
     """§10.6.2 ``TPMS_PCR_SELECTION``: ``hash`` (TPMI_ALG_HASH), ``sizeofSelect`` (UINT8),
@@ -305,7 +309,7 @@ class PcrSelection:
 
     @classmethod
     def from_bitmap(cls, hash_alg: int, select: bytes) -> PcrSelection:
-        pcrs = tuple(8 * i + j for i, byte in enumerate(select) for j in range(8) if byte >> j & 1)
+        pcrs = tuple(8 * i + j for i, byte in enumerate(select) for j in _BITS[byte])
         return cls(hash_alg, select, pcrs)
 
     def describe(self) -> str:
@@ -788,6 +792,8 @@ class PcrBlob:
 _BLOB_SELECTIONS = 16  # TPML_PCR_SELECTION.pcrSelections[TPM2_NUM_PCR_BANKS]
 _BLOB_DIGESTS_PER_LIST = 8  # TPML_DIGEST.digests[8]
 _BLOB_MAX_LISTS = 32  # tpm2_pcrs.pcr_values[TPM2_MAX_PCRS]
+_BLOB_SLOT = struct.Struct("<HB4sx")  # TPMS_PCR_SELECTION as a padded C struct
+_BLOB_DIGEST = struct.Struct(f"<H{_MAX_DIGEST}s")  # TPM2B_DIGEST: size, buffer[64]
 
 
 def parse_pcr_blob(data: bytes) -> PcrBlob:
@@ -814,24 +820,23 @@ def parse_pcr_blob(data: bytes) -> PcrBlob:
         raise r.fail(
             "pcrSelect.count", f"{count} exceeds the maximum of {_BLOB_SELECTIONS}", offset=at
         )
+    base = r.offset
+    slots = r.take(_BLOB_SELECTIONS * _BLOB_SLOT.size, "pcrSelect.pcrSelections")
     selection = []
-    for i in range(_BLOB_SELECTIONS):
-        f = f"pcrSelect.pcrSelections[{i}]"
-        at = r.offset
-        hash_alg = r.u16(f"{f}.hash")
-        size_at = r.offset
-        size = r.take(1, f"{f}.sizeofSelect")[0]
-        bitmap = r.take(_MAX_SIZEOF_SELECT, f"{f}.pcrSelect")
-        r.take(1, f"{f}.padding")
-        if i >= count:
-            continue
+    for i in range(count):  # slots past count are ignored
+        hash_alg, size, bitmap = _BLOB_SLOT.unpack_from(slots, i * _BLOB_SLOT.size)
+        at = base + i * _BLOB_SLOT.size
         if hash_alg not in HASH_DIGEST_SIZES:
-            raise r.fail(f"{f}.hash", f"{alg_name(hash_alg)} is not a hash algorithm", offset=at)
+            raise r.fail(
+                f"pcrSelect.pcrSelections[{i}].hash",
+                f"{alg_name(hash_alg)} is not a hash algorithm",
+                offset=at,
+            )
         if size > _MAX_SIZEOF_SELECT:
             raise r.fail(
-                f"{f}.sizeofSelect",
+                f"pcrSelect.pcrSelections[{i}].sizeofSelect",
                 f"{size} exceeds the maximum of {_MAX_SIZEOF_SELECT}",
-                offset=size_at,
+                offset=at + 2,
             )
         selection.append(PcrSelection.from_bitmap(hash_alg, bitmap[:size]))
     at = r.offset
@@ -839,26 +844,27 @@ def parse_pcr_blob(data: bytes) -> PcrBlob:
     if lists > _BLOB_MAX_LISTS:
         raise r.fail("pcrs.count", f"{lists} exceeds the maximum of {_BLOB_MAX_LISTS}", offset=at)
     digests: list[tuple[int, bytes]] = []
+    list_size = 4 + _BLOB_DIGESTS_PER_LIST * _BLOB_DIGEST.size
     for i in range(lists):
-        f = f"pcrs.pcr_values[{i}]"
         at = r.offset
-        n = r.u32(f"{f}.count")
+        chunk = r.take(list_size, f"pcrs.pcr_values[{i}]")
+        n = int.from_bytes(chunk[:4], "little")
         if n > _BLOB_DIGESTS_PER_LIST:
             raise r.fail(
-                f"{f}.count", f"{n} exceeds the maximum of {_BLOB_DIGESTS_PER_LIST}", offset=at
+                f"pcrs.pcr_values[{i}].count",
+                f"{n} exceeds the maximum of {_BLOB_DIGESTS_PER_LIST}",
+                offset=at,
             )
-        for j in range(_BLOB_DIGESTS_PER_LIST):
-            at = r.offset
-            size = r.u16(f"{f}.digests[{j}].size")
+        for j in range(n):  # slots past count are ignored
+            slot = 4 + j * _BLOB_DIGEST.size
+            size, buffer = _BLOB_DIGEST.unpack_from(chunk, slot)
             if size > _MAX_DIGEST:
                 raise r.fail(
-                    f"{f}.digests[{j}].size",
+                    f"pcrs.pcr_values[{i}].digests[{j}].size",
                     f"{size} exceeds the maximum of {_MAX_DIGEST}",
-                    offset=at,
+                    offset=at + slot,
                 )
-            buffer = r.take(_MAX_DIGEST, f"{f}.digests[{j}].buffer")
-            if j < n:
-                digests.append((at, buffer[:size]))
+            digests.append((at + slot, buffer[:size]))
     end = r.offset
     r.expect_end("trailing")
     wanted = sum(len(s.pcrs) for s in selection)
