@@ -21,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from attestd.api.app import create_app
@@ -725,3 +727,79 @@ def test_malformed_messages_are_400_not_500(api: Api) -> None:
 def test_request_without_a_tpm_policy_gets_maas_message(api: Api) -> None:
     r = api.send({"request": "a.b.c"})
     assert "A VBS attestation policy has not been set" in error_of(r)
+
+
+# --- fuzzing the request structure ----------------------------------------------------------------
+
+_ODD_VALUES = [None, 0, -1, 2**64, 1.5, True, "", "A" * 3000, "!!", [], {}, [None], {"a": 1}]
+
+
+def _leaves(node: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(node, dict):
+        return [path] + [p for k, v in node.items() for p in _leaves(v, (*path, k))]
+    if isinstance(node, list):
+        return [path] + [p for i, v in enumerate(node) for p in _leaves(v, (*path, i))]
+    return [path]
+
+
+@st.composite
+def _mutations(draw: st.DrawFn, payload: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Up to three edits of a valid payload: a member or item replaced by an odd value or by
+    random bytes in base64, deleted, or a byte flipped inside a base64 value."""
+    edits = []
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(_leaves(payload)[1:]))
+        kind = draw(st.sampled_from(["odd", "bytes", "delete", "flip"]))
+        value = (
+            draw(st.sampled_from(_ODD_VALUES))
+            if kind == "odd"
+            else b64u(draw(st.binary(max_size=300)))
+            if kind == "bytes"
+            else draw(st.integers(0, 10_000))
+        )
+        edits.append((path, kind, value))
+    return edits
+
+
+def _apply(payload: dict[str, Any], edits: list[tuple[Any, ...]]) -> None:
+    for path, kind, value in edits:
+        node: Any = payload
+        try:
+            for p in path[:-1]:
+                node = node[p]
+            last = path[-1]
+            if kind == "delete":
+                del node[last]
+            elif kind == "flip" and isinstance(node[last], str) and node[last]:
+                text = node[last]
+                i = value % len(text)
+                node[last] = text[:i] + ("A" if text[i] != "A" else "B") + text[i + 1 :]
+            elif kind != "flip":
+                node[last] = value
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier edit removed or replaced the parent
+
+
+def test_mutated_requests_are_refused_with_400(api: Api, machine: Machine) -> None:
+    """Hypothesis edits a valid, re-signed request (every member of the JWS payload is a
+    target): the service answers 200 or a 400 with an error body, never a 500 or a crash."""
+    api.set_policy()
+    template = request(machine, *api.init(), aik_cert=machine.ak_cert)
+    head, body, _ = template["request"].split(".")
+    payload = json.loads(unb64u(body))
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_mutations(payload))
+    def run(edits: list[tuple[Any, ...]]) -> None:
+        mutated = json.loads(json.dumps(payload))
+        _, context = api.init()
+        mutated["att_data"]["service_context"] = context
+        _apply(mutated, edits)
+        signing_input = f"{head}.{b64u(json.dumps(mutated).encode())}"
+        signature = REQUEST_KEY.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        r = api.send({"request": f"{signing_input}.{b64u(signature)}"})
+        assert r.status_code in (200, 400), r.text
+        if r.status_code == 400:
+            assert r.json()["error"]["code"] in ("InvalidParameter", "PolicyEvaluationError")
+
+    run()
