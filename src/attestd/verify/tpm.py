@@ -152,10 +152,10 @@ def verify_quote(
 
     # Step 5: the PCR values the quote selected, hashed in selection order.
     selection = attest.attested.pcr_select
-    described = " ".join(s.describe() for s in selection)
     selected = _selected_values(selection, pcr_values)
     digest = hash_digest(sig.hash_alg, b"".join(v for bank in selected for _, v in bank[1]))
     if not hmac.compare_digest(digest, attest.attested.pcr_digest):
+        described = " ".join(s.describe() for s in selection)
         raise PcrDigestMismatch(
             f"pcrDigest does not match the PCR values of selection {described} "
             f"({alg_name(sig.hash_alg)} over the values in selection order)",
