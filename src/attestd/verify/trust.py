@@ -195,7 +195,7 @@ class TrustCache:
         self.anchors = anchors
         self._anchor_keys = anchors.public_keys
         self._anchor_certs = anchors.anchor_keys
-        self._signed: set[tuple[bytes, bytes]] = set()
+        self._signed: set[tuple[bytes, bytes, bytes]] = set()
         self._pem: dict[bytes, tuple[Cert, ...]] = {}
         self._certs: dict[bytes, Cert] = {}
         self._pck: dict[bytes, PckChain] = {}
@@ -232,7 +232,7 @@ class TrustCache:
         issuer_key = issuer.key
         if issuer_key is None or not c.ecdsa_sha256:
             return False
-        key = (c.tbs + c.signature, issuer.f.tbs)
+        key = (c.tbs, c.signature, issuer.f.tbs)  # each bytes object hashes once
         if key in self._signed:
             return True
         try:
@@ -455,7 +455,10 @@ def p256_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
 def _leaf_first(certs: Sequence[Cert]) -> tuple[Cert, ...]:
     """Order a chain leaf first (Intel sends it so; some tools write the root first). A chain
     that is not a single path is returned as given and fails the checks that follow."""
-    if all(a.issuer == b.subject for a, b in itertools.pairwise(certs)):
+    for a, b in itertools.pairwise(certs):
+        if a.issuer != b.subject:
+            break
+    else:
         return tuple(certs)  # already leaf first: the common case
     roots = [c for c in certs if c.issuer == c.subject]
     if len(roots) != 1:
