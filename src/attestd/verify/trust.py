@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestd.collateral.intel import (
@@ -45,6 +44,7 @@ from attestd.pki.certs import (
     TrustAnchors,
     crl_der,
     ecdsa_p256_verify_raw,
+    ecdsa_sha256_verify,
     spki_der,
     strict_x509,
 )
@@ -65,7 +65,6 @@ __all__ = [
 
 CACHE_LIMIT = 4096
 _SGX_EXT = x509.ObjectIdentifier(SGX_EXTENSION_OID)
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _FAR_PAST = datetime.min.replace(tzinfo=UTC)
 
 
@@ -235,9 +234,7 @@ class TrustCache:
         key = (c.tbs, c.signature, issuer.f.tbs)  # each bytes object hashes once
         if key in self._signed:
             return True
-        try:
-            issuer_key.verify(c.signature, c.tbs, _ECDSA_SHA256)
-        except InvalidSignature:
+        if not ecdsa_sha256_verify(issuer_key, c.signature, c.tbs):
             return False
         remember(self._signed, key)
         return True
@@ -350,12 +347,10 @@ class TrustCache:
         key = issuer.key
         if key is None or not f.ecdsa_sha256:
             raise CollateralSignatureInvalid(f"{item}: not signed with ECDSA P-256 SHA-256")
-        try:
-            key.verify(f.signature, f.tbs, _ECDSA_SHA256)
-        except InvalidSignature as exc:
+        if not ecdsa_sha256_verify(key, f.signature, f.tbs):
             raise CollateralSignatureInvalid(
                 f"{item}: signature does not verify with {issuer.cn!r}"
-            ) from exc
+            )
         if f.next_update is None:
             raise CollateralMalformed(f"{item}: no nextUpdate")
         return crl, f.issuer, f.this_update, f.next_update
