@@ -8,6 +8,7 @@ The signature covers the exact bytes of the ``tcbInfo`` / ``enclaveIdentity`` va
 from __future__ import annotations
 
 import json
+import operator
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -369,48 +370,43 @@ def _levels(raw_levels: list[Any], version: int, is_tdx: bool) -> tuple[TcbLevel
 
 
 _INT, _STR = {int}, {str}
+_SVN = operator.itemgetter("svn")
 _V2_KEYS = tuple(f"sgxtcbcomp{n:02d}svn" for n in range(1, 17))
 
 
 def _fast_levels(raw_levels: list[Any], version: int, is_tdx: bool) -> tuple[TcbLevel, ...] | None:
     """The same as :func:`_levels` for well-formed input, without per-field wrappers (this runs
-    on every cold verification); None on anything unexpected, so that :func:`_levels` can name it."""
+    on every cold verification); None on anything unexpected, so that :func:`_levels` can name it.
+    The types of all SVNs, dates and advisory IDs are checked at once, after the loop."""
     out: list[TcbLevel] = []
+    svns: list[Any] = []
+    texts: list[Any] = []
     try:
         for item in raw_levels:
             tcb = item["tcb"]
             if version == 2:
-                sgx = [tcb[k] for k in _V2_KEYS]
+                sgx = tuple(map(tcb.__getitem__, _V2_KEYS))
             else:
-                sgx = [c["svn"] for c in tcb["sgxtcbcomponents"]]
-            tdx = [c["svn"] for c in tcb["tdxtcbcomponents"]] if is_tdx else None
-            svns = [*sgx, *(tdx or ()), tcb["pcesvn"]]
-            status, date = item["tcbStatus"], item["tcbDate"]
-            raw_advisories = item.get("advisoryIDs", [])
-            if type(raw_advisories) is not list:
-                return None
-            advisories = tuple(raw_advisories)
+                sgx = tuple(map(_SVN, tcb["sgxtcbcomponents"]))
+            tdx = tuple(map(_SVN, tcb["tdxtcbcomponents"])) if is_tdx else None
+            pcesvn, status, date = tcb["pcesvn"], item["tcbStatus"], item["tcbDate"]
+            advisories = item.get("advisoryIDs", [])
             if (
                 len(sgx) != 16
                 or (tdx is not None and len(tdx) != 16)
-                or {*map(type, svns)} != _INT
-                or min(svns) < 0
                 or status not in PLATFORM_STATUSES
-                or type(date) is not str
-                or not {*map(type, advisories)} <= _STR
+                or type(advisories) is not list
             ):
                 return None
-            out.append(
-                TcbLevel(
-                    tuple(sgx),
-                    svns[-1],
-                    tuple(tdx) if tdx is not None else None,
-                    date,
-                    status,
-                    advisories,
-                )
-            )
+            svns += sgx
+            svns += tdx or ()
+            svns.append(pcesvn)
+            texts.append(date)
+            texts += advisories
+            out.append(TcbLevel(sgx, pcesvn, tdx, date, status, tuple(advisories)))
     except (TypeError, KeyError, AttributeError):
+        return None
+    if {*map(type, svns)} != _INT or min(svns) < 0 or {*map(type, texts)} != _STR:
         return None
     return tuple(out)
 

@@ -8,7 +8,7 @@ structures cryptography has already parsed; still bounds-checked, raising ``Valu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 __all__ = ["CertFields", "CrlFields", "common_name"]
 
@@ -18,27 +18,22 @@ _CN_OID = b"\x06\x03\x55\x04\x03"  # 2.5.4.3 commonName
 
 def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
     """(tag, value start, value end) of the element at ``pos``."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
-    if first & 0x80:
-        n = first & 0x7F
-        if not 0 < n <= 4 or pos + n > len(data):
-            raise ValueError("bad DER length")
-        length = int.from_bytes(data[pos : pos + n], "big")
-        pos += n
+    try:
+        tag, first = data[pos], data[pos + 1]
+    except IndexError:
+        raise ValueError("truncated DER") from None
+    if first < 0x80:
+        start = pos + 2
+        end = start + first
     else:
-        length = first
-    if pos + length > len(data):
+        n = first & 0x7F
+        start = pos + 2 + n
+        if not 0 < n <= 4 or start > len(data):
+            raise ValueError("bad DER length")
+        end = start + int.from_bytes(data[pos + 2 : start], "big")
+    if end > len(data):
         raise ValueError("DER element overruns")
-    return tag, pos, pos + length
-
-
-def _element(data: bytes, pos: int) -> tuple[bytes, int]:
-    """The whole element at ``pos`` (header included) and the position after it."""
-    _, _, end = _tlv(data, pos)
-    return data[pos:end], end
+    return tag, start, end
 
 
 def common_name(name: bytes) -> str:
@@ -63,18 +58,19 @@ def _signed(der: bytes, what: str) -> tuple[bytes, bytes, bytes]:
     tag, pos, _ = _tlv(der, 0)
     if tag != _SEQUENCE:
         raise ValueError(f"{what} is not a SEQUENCE")
-    tbs, pos = _element(der, pos)
-    alg, pos = _element(der, pos)
-    tag, s, e = _tlv(der, pos)
+    _, tbs_start, alg_pos = _tlv(der, pos)
+    _, _, sig_pos = _tlv(der, alg_pos)
+    tag, s, e = _tlv(der, sig_pos)
     if tag != 0x03 or s == e or der[s] != 0:
         raise ValueError(f"{what} signatureValue is not a BIT STRING")
-    if _tlv(tbs, 0)[1] == len(tbs):
+    if tbs_start == alg_pos:
         raise ValueError(f"{what} TBS is empty")
-    return tbs, alg, der[s + 1 : e]
+    return der[pos:alg_pos], der[alg_pos:sig_pos], der[s + 1 : e]
 
 
 _ECDSA_SHA256_ALG = bytes.fromhex("300a06082a8648ce3d040302")  # AlgorithmIdentifier, no params
 _P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+_P256_SPKI_SIZE = len(_P256_SPKI_PREFIX) + 65
 
 
 class CertFields:
@@ -94,52 +90,45 @@ class CertFields:
     )
 
     def __init__(self, der: bytes) -> None:
-        self.tbs, alg, self.signature = _signed(der, "Certificate")
-        tbs = self.tbs
+        tbs, alg, self.signature = _signed(der, "Certificate")
+        self.tbs = tbs
         _, pos, _ = _tlv(tbs, 0)
-        if tbs[pos] == 0xA0:
-            _, pos = _element(tbs, pos)
-        tag, s, e = _tlv(tbs, pos)
+        if tbs[pos] == 0xA0:  # [0] EXPLICIT version
+            pos = _tlv(tbs, pos)[2]
+        tag, s, pos = _tlv(tbs, pos)
         if tag != _INTEGER:
             raise ValueError("serialNumber is not an INTEGER")
-        self.serial = int.from_bytes(tbs[s:e], "big", signed=True)
-        inner_alg, pos = _element(tbs, e)
-        self.ecdsa_sha256 = alg == inner_alg == _ECDSA_SHA256_ALG
-        self.issuer, pos = _element(tbs, pos)
-        _, vs, ve = _tlv(tbs, pos)  # validity
-        _, after = _element(tbs, vs)  # notBefore
-        self.not_after = _time(tbs, after)
-        self.subject, pos = _element(tbs, ve)
-        spki, _ = _element(tbs, pos)
+        self.serial = int.from_bytes(tbs[s:pos], "big", signed=True)
+        end = _tlv(tbs, pos)[2]  # signature (AlgorithmIdentifier)
+        self.ecdsa_sha256 = alg == tbs[pos:end] == _ECDSA_SHA256_ALG
+        pos, end = end, _tlv(tbs, end)[2]
+        self.issuer = tbs[pos:end]
+        _, validity, pos = _tlv(tbs, end)
+        self.not_after = _time(tbs, _tlv(tbs, validity)[2])[0]  # after notBefore
+        end = _tlv(tbs, pos)[2]
+        self.subject = tbs[pos:end]
+        pos, end = end, _tlv(tbs, end)[2]
         self.p256_point = (
-            spki[len(_P256_SPKI_PREFIX) :]
-            if (spki.startswith(_P256_SPKI_PREFIX) and len(spki) == len(_P256_SPKI_PREFIX) + 65)
+            tbs[pos + len(_P256_SPKI_PREFIX) : end]
+            if end - pos == _P256_SPKI_SIZE and tbs.startswith(_P256_SPKI_PREFIX, pos)
             else None
         )
 
 
-def _time(data: bytes, pos: int) -> datetime:
-    """UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), RFC 5280 §4.1.2.5."""
+def _time(data: bytes, pos: int) -> tuple[datetime, int]:
+    """UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), RFC 5280 §4.1.2.5, and the
+    position after it."""
     tag, s, e = _tlv(data, pos)
-    text = data[s:e].decode("ascii")
-    if tag == 0x17 and len(text) == 13 and text.endswith("Z"):
-        year = int(text[:2])
-        year += 2000 if year < 50 else 1900
-        rest = text[2:]
-    elif tag == 0x18 and len(text) == 15 and text.endswith("Z"):
-        year = int(text[:4])
-        rest = text[4:]
-    else:
+    text = data[s : e - 1]
+    if e - s == 13 and tag == 0x17:  # RFC 5280: YY >= 50 is 19YY
+        text = (b"19" if text[:2] >= b"50" else b"20") + text
+    elif e - s != 15 or tag != 0x18:
         raise ValueError("unsupported time encoding")
-    return datetime(
-        year,
-        int(rest[0:2]),
-        int(rest[2:4]),
-        int(rest[4:6]),
-        int(rest[6:8]),
-        int(rest[8:10]),
-        tzinfo=UTC,
-    )
+    if data[e - 1] != 0x5A or not text.isdigit():  # 'Z', and digits only
+        raise ValueError("unsupported time encoding")
+    # Basic ISO 8601 form; fromisoformat checks the ranges (month 13, second 60...).
+    iso = text.decode("ascii")
+    return datetime.fromisoformat(f"{iso[:8]}T{iso[8:]}+00:00"), e
 
 
 _CRL_NUMBER_OID = b"\x06\x03\x55\x1d\x14"  # 2.5.29.20
@@ -163,22 +152,21 @@ class CrlFields:
     )
 
     def __init__(self, der: bytes) -> None:
-        self.tbs, alg, self.signature = _signed(der, "CertificateList")
-        tbs = self.tbs
+        tbs, alg, self.signature = _signed(der, "CertificateList")
+        self.tbs = tbs
         _, pos, end = _tlv(tbs, 0)
-        if tbs[pos] == _INTEGER:
-            _, pos = _element(tbs, pos)
-        inner_alg, pos = _element(tbs, pos)
-        self.ecdsa_sha256 = alg == inner_alg == _ECDSA_SHA256_ALG
-        self.issuer, pos = _element(tbs, pos)
-        self.this_update = _time(tbs, pos)
-        _, pos = _element(tbs, pos)
+        if tbs[pos] == _INTEGER:  # version
+            pos = _tlv(tbs, pos)[2]
+        nxt = _tlv(tbs, pos)[2]  # signature (AlgorithmIdentifier)
+        self.ecdsa_sha256 = alg == tbs[pos:nxt] == _ECDSA_SHA256_ALG
+        pos, nxt = nxt, _tlv(tbs, nxt)[2]
+        self.issuer = tbs[pos:nxt]
+        self.this_update, pos = _time(tbs, nxt)
         self.next_update: datetime | None = None
         if pos < end and tbs[pos] in (0x17, 0x18):
-            self.next_update = _time(tbs, pos)
-            _, pos = _element(tbs, pos)
+            self.next_update, pos = _time(tbs, pos)
         if pos < end and tbs[pos] == _SEQUENCE:  # revokedCertificates
-            _, pos = _element(tbs, pos)
+            pos = _tlv(tbs, pos)[2]
         self.has_crl_number = self.has_aki = False
         if pos < end and tbs[pos] == 0xA0:  # [0] EXPLICIT Extensions
             _, s, _ = _tlv(tbs, pos)

@@ -18,7 +18,7 @@ A Processor CA certificate has 5 entries, a Platform CA certificate 7 (dcap.md Â
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from attestd.errors import MalformedEvidence
 
@@ -131,6 +131,25 @@ def _uint(raw: bytes, name: str) -> int:
     return int.from_bytes(raw, "big")
 
 
+def _svns(value: bytes, tcb: dict[bytes, tuple[int, int, int, int]]) -> tuple[int, ...]:
+    """The 16 SGX TCB component SVNs. One pass for the well-formed case; anything unexpected
+    goes through :func:`_get` and :func:`_uint`, which name the entry."""
+    out = []
+    for key, _ in _COMPONENTS:
+        got = tcb.get(key)
+        if (
+            got is None
+            or got[0] != _INTEGER
+            or not 0 < got[2] - got[1] <= 9
+            or value[got[1]] & 0x80
+        ):
+            break
+        out.append(int.from_bytes(value[got[1] : got[2]], "big"))
+    else:
+        return tuple(out)
+    return tuple([_uint(_get(value, tcb, key, _INTEGER, name), name) for key, name in _COMPONENTS])
+
+
 def parse_pck_extension(value: bytes) -> PckExtension:
     """Parse the DER value of the SGX extension; raises :class:`MalformedEvidence`."""
     s, e = _expect(value, 0, len(value), _SEQUENCE, "extension")
@@ -144,18 +163,15 @@ def parse_pck_extension(value: bytes) -> PckExtension:
     if tcb_raw is None or tcb_raw[0] != _SEQUENCE:
         raise MalformedEvidence(_STRUCT, "tcb", 0, "required SEQUENCE missing")
     tcb = _items(value, tcb_raw[1], tcb_raw[2], "tcb")
-    comps = tuple([_uint(_get(value, tcb, key, _INTEGER, name), name) for key, name in _COMPONENTS])
-    ext = PckExtension(
-        ppid=_get(value, top, p + b"\x01", _OCTET_STRING, "ppid", 16),
-        tcb_components=comps,
-        pcesvn=_uint(_get(value, tcb, p + bytes([2, 17]), _INTEGER, "tcb.pcesvn"), "tcb.pcesvn"),
-        cpusvn=_get(value, tcb, p + bytes([2, 18]), _OCTET_STRING, "tcb.cpusvn", 16),
-        pce_id=_get(value, top, p + b"\x03", _OCTET_STRING, "pceid", 2),
-        fmspc=_get(value, top, p + b"\x04", _OCTET_STRING, "fmspc", 6),
-        sgx_type=_uint(_get(value, top, p + b"\x05", _ENUMERATED, "sgx_type"), "sgx_type"),
-    )
+    comps = _svns(value, tcb)
+    ppid = _get(value, top, p + b"\x01", _OCTET_STRING, "ppid", 16)
+    pcesvn = _uint(_get(value, tcb, p + bytes([2, 17]), _INTEGER, "tcb.pcesvn"), "tcb.pcesvn")
+    cpusvn = _get(value, tcb, p + bytes([2, 18]), _OCTET_STRING, "tcb.cpusvn", 16)
+    pce_id = _get(value, top, p + b"\x03", _OCTET_STRING, "pceid", 2)
+    fmspc = _get(value, top, p + b"\x04", _OCTET_STRING, "fmspc", 6)
+    sgx_type = _uint(_get(value, top, p + b"\x05", _ENUMERATED, "sgx_type"), "sgx_type")
     if len(top) == 5:
-        return ext
+        return PckExtension(ppid, comps, pcesvn, cpusvn, pce_id, fmspc, sgx_type)
     instance = _get(value, top, p + b"\x06", _OCTET_STRING, "platform_instance_id", 16)
     conf_raw = top.get(p + b"\x07")
     if conf_raw is None or conf_raw[0] != _SEQUENCE:
@@ -168,8 +184,14 @@ def parse_pck_extension(value: bytes) -> PckExtension:
         raw = _get(value, conf, p + bytes([7, i]), _BOOLEAN, name, 1)
         return raw != b"\x00"
 
-    return replace(
-        ext,
+    return PckExtension(
+        ppid,
+        comps,
+        pcesvn,
+        cpusvn,
+        pce_id,
+        fmspc,
+        sgx_type,
         platform_instance_id=instance,
         dynamic_platform=flag(1, "configuration.dynamic_platform"),
         cached_keys=flag(2, "configuration.cached_keys"),

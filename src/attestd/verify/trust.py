@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestd.collateral.intel import (
@@ -45,6 +44,7 @@ from attestd.pki.certs import (
     TrustAnchors,
     crl_der,
     ecdsa_p256_verify_raw,
+    ecdsa_sha256_verify,
     spki_der,
     strict_x509,
 )
@@ -65,7 +65,6 @@ __all__ = [
 
 CACHE_LIMIT = 4096
 _SGX_EXT = x509.ObjectIdentifier(SGX_EXTENSION_OID)
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _FAR_PAST = datetime.min.replace(tzinfo=UTC)
 
 
@@ -195,7 +194,7 @@ class TrustCache:
         self.anchors = anchors
         self._anchor_keys = anchors.public_keys
         self._anchor_certs = anchors.anchor_keys
-        self._signed: set[tuple[bytes, bytes]] = set()
+        self._signed: set[tuple[bytes, bytes, bytes]] = set()
         self._pem: dict[bytes, tuple[Cert, ...]] = {}
         self._certs: dict[bytes, Cert] = {}
         self._pck: dict[bytes, PckChain] = {}
@@ -232,12 +231,10 @@ class TrustCache:
         issuer_key = issuer.key
         if issuer_key is None or not c.ecdsa_sha256:
             return False
-        key = (c.tbs + c.signature, issuer.f.tbs)
+        key = (c.tbs, c.signature, issuer.f.tbs)  # each bytes object hashes once
         if key in self._signed:
             return True
-        try:
-            issuer_key.verify(c.signature, c.tbs, _ECDSA_SHA256)
-        except InvalidSignature:
+        if not ecdsa_sha256_verify(issuer_key, c.signature, c.tbs):
             return False
         remember(self._signed, key)
         return True
@@ -350,12 +347,10 @@ class TrustCache:
         key = issuer.key
         if key is None or not f.ecdsa_sha256:
             raise CollateralSignatureInvalid(f"{item}: not signed with ECDSA P-256 SHA-256")
-        try:
-            key.verify(f.signature, f.tbs, _ECDSA_SHA256)
-        except InvalidSignature as exc:
+        if not ecdsa_sha256_verify(key, f.signature, f.tbs):
             raise CollateralSignatureInvalid(
                 f"{item}: signature does not verify with {issuer.cn!r}"
-            ) from exc
+            )
         if f.next_update is None:
             raise CollateralMalformed(f"{item}: no nextUpdate")
         return crl, f.issuer, f.this_update, f.next_update
@@ -455,7 +450,10 @@ def p256_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
 def _leaf_first(certs: Sequence[Cert]) -> tuple[Cert, ...]:
     """Order a chain leaf first (Intel sends it so; some tools write the root first). A chain
     that is not a single path is returned as given and fails the checks that follow."""
-    if all(a.issuer == b.subject for a, b in itertools.pairwise(certs)):
+    for a, b in itertools.pairwise(certs):
+        if a.issuer != b.subject:
+            break
+    else:
         return tuple(certs)  # already leaf first: the common case
     roots = [c for c in certs if c.issuer == c.subject]
     if len(roots) != 1:
