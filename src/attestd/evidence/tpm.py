@@ -400,19 +400,31 @@ class Attest(AttestHeader):
     raw: bytes
 
 
+_CLOCK_AND_FIRMWARE = struct.Struct(">QIIBQ")
+
+
 def _attest_header(r: Reader) -> AttestHeader:
     magic = _u32(r, "magic")
     type_ = _u16(r, "type")
     qualified_signer = _tpm2b(r, "qualifiedSigner", _MAX_NAME)
     extra_data = _tpm2b(r, "extraData", _MAX_DATA)
-    clock = _u64(r, "clockInfo.clock")
-    reset_count = _u32(r, "clockInfo.resetCount")
-    restart_count = _u32(r, "clockInfo.restartCount")
     at = r.offset
-    safe = _u8(r, "clockInfo.safe")
+    # clockInfo (clock UINT64, resetCount UINT32, restartCount UINT32, safe TPMI_YES_NO), then
+    # firmwareVersion (UINT64): one fixed-size run, read field by field only when it is cut
+    # short (so the error names the field).
+    if r.remaining >= _CLOCK_AND_FIRMWARE.size:
+        tail = r.take(_CLOCK_AND_FIRMWARE.size, "clockInfo")
+        clock, reset_count, restart_count, safe, firmware_version = _CLOCK_AND_FIRMWARE.unpack(tail)
+    else:
+        clock = _u64(r, "clockInfo.clock")
+        reset_count = _u32(r, "clockInfo.resetCount")
+        restart_count = _u32(r, "clockInfo.restartCount")
+        safe = _u8(r, "clockInfo.safe")
+        firmware_version = _u64(r, "firmwareVersion")
     if safe > 1:
-        raise r.fail("clockInfo.safe", f"TPMI_YES_NO value {safe} is neither 0 nor 1", offset=at)
-    firmware_version = _u64(r, "firmwareVersion")
+        raise r.fail(
+            "clockInfo.safe", f"TPMI_YES_NO value {safe} is neither 0 nor 1", offset=at + 16
+        )
     return AttestHeader(
         magic,
         type_,

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from attestd.errors import (
     AttestNotQuote,
     AttestNotTpmGenerated,
+    EvidenceError,
     InvalidQuoteSignature,
     KeyNotCertified,
     PcrDigestMismatch,
@@ -133,15 +134,21 @@ def verify_quote(
         MalformedEvidence: the signature, attest or AK bytes do not parse.
         UnsupportedEvidence: a signature scheme, hash or curve this verifier does not implement.
     """
-    sig, header = _tpm_generated(attest_bytes, signature, ak_public)
-    # Step 3: judged on the common header, so that a signed non-quote is a verification
-    # failure rather than an unsupported structure.
-    if header.type != TpmSt.ATTEST_QUOTE:
-        raise AttestNotQuote(
-            f"TPMS_ATTEST.type is 0x{header.type:04x}, not TPM_ST_ATTEST_QUOTE "
-            f"0x{TpmSt.ATTEST_QUOTE:04x}"
-        )
-    attest = parse_attest(attest_bytes)
+    sig = _signed_by_ak(attest_bytes, signature, ak_public)
+    try:
+        attest = parse_attest(attest_bytes)
+    except EvidenceError:
+        # Steps 2 and 3 judged on the common header, so that a signed non-quote is a
+        # verification failure rather than an unsupported structure.
+        header = parse_attest_header(attest_bytes)
+        _tpm_generated(header)
+        if header.type != TpmSt.ATTEST_QUOTE:
+            raise AttestNotQuote(
+                f"TPMS_ATTEST.type is 0x{header.type:04x}, not TPM_ST_ATTEST_QUOTE "
+                f"0x{TpmSt.ATTEST_QUOTE:04x}"
+            ) from None
+        raise
+    _tpm_generated(attest)
 
     # Step 4: freshness.
     if not hmac.compare_digest(attest.extra_data, qualifying_data):
@@ -188,7 +195,9 @@ def verify_certification(
     of the public area, attributes included, is covered). ``extraData`` is the caller's to
     judge. Raises :class:`InvalidQuoteSignature`, :class:`AttestNotTpmGenerated` or
     :class:`KeyNotCertified`."""
-    _, header = _tpm_generated(attest_bytes, signature, ak_public)
+    _signed_by_ak(attest_bytes, signature, ak_public)
+    header = parse_attest_header(attest_bytes)
+    _tpm_generated(header)
     if header.type != TpmSt.ATTEST_CERTIFY:
         raise KeyNotCertified(
             f"TPMS_ATTEST.type is 0x{header.type:04x}, not TPM_ST_ATTEST_CERTIFY "
@@ -203,11 +212,11 @@ def verify_certification(
     return attest
 
 
-def _tpm_generated(
+def _signed_by_ak(
     attest_bytes: bytes, signature: bytes | Signature, ak_public: AkPublic
-) -> tuple[Signature, AttestHeader]:
-    """Steps 1 and 2 (module docstring): the AK's signature over the exact bytes, before
-    anything in them is believed, then ``magic``. Returns the signature and the header."""
+) -> Signature:
+    """Step 1 (module docstring): the AK's signature over the exact bytes, before anything in
+    them is believed."""
     sig = signature if isinstance(signature, Signature) else parse_signature(signature)
     if isinstance(ak_public, Public):
         _check_ak(ak_public, sig)
@@ -215,13 +224,16 @@ def _tpm_generated(
     else:
         key = ak_public
     _verify_signature(key, sig, attest_bytes)
-    header = parse_attest_header(attest_bytes)
+    return sig
+
+
+def _tpm_generated(header: AttestHeader) -> None:
+    """Step 2: ``magic``."""
     if header.magic != TPM_GENERATED_VALUE:
         raise AttestNotTpmGenerated(
             f"TPMS_ATTEST.magic is 0x{header.magic:08x}, not TPM_GENERATED_VALUE "
             f"0x{TPM_GENERATED_VALUE:08x}"
         )
-    return sig, header
 
 
 def _check_ak(ak: Public, sig: Signature) -> None:
