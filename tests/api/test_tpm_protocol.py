@@ -315,13 +315,17 @@ class TpmKey:
         return (m.work / "signed.bin").read_bytes()
 
 
-def tpm_key(m: Machine, name: str, *, certify_with: str = "ak.ctx") -> TpmKey:
-    """A fresh TPM key under an owner-hierarchy primary, certified by ``certify_with``."""
+def tpm_key(
+    m: Machine, name: str, *, certify_with: str = "ak.ctx", attributes: str | None = None
+) -> TpmKey:
+    """A fresh TPM key under an owner-hierarchy primary, certified by ``certify_with``
+    (``attributes``: tpm2_create ``-a``, default tpm2-tools' fixedtpm|fixedparent|...)."""
     w = m.work
     m.tpm.run("tpm2_createprimary", "-C", "o", "-c", "owner.ctx", cwd=w)
+    extra = ["-a", attributes] if attributes else []
     m.tpm.run(
         "tpm2_create", "-C", "owner.ctx", "-G", "rsa2048:rsassa-sha256", "-u", f"{name}.pub",
-        "-r", f"{name}.priv", cwd=w,
+        "-r", f"{name}.priv", *extra, cwd=w,
     )  # fmt: skip
     m.tpm.run(
         "tpm2_load", "-C", "owner.ctx", "-u", f"{name}.pub", "-r", f"{name}.priv",
@@ -609,6 +613,10 @@ def test_keys_certified_by_the_aik(api: Api, machine: Machine) -> None:
         ([entry] * 3, "'att_data.other_keys' must be a list of at most 2 keys"),
     ):
         assert expected in error_of(send(others)), expected
+    # A key that may leave the TPM (fixedTPM clear) is refused, even though the AIK certified it.
+    mobile = tpm_key(machine, "mobile", attributes="sensitivedataorigin|userwithauth|sign")
+    mobile_entry = {"jwk": mobile.jwk, "info": {"tpm_certify": mobile.tpm_certify}}
+    assert "lack fixedTPM or sensitiveDataOrigin" in error_of(send([mobile_entry]))
     # A key certified by another key than the AIK is not bound to this TPM's AIK.
     stranger = tpm_key(machine, "stranger", certify_with="request.ctx")
     challenge, context = api.init()

@@ -42,8 +42,9 @@ names without the dash too) names HASH, and the quote's ``extraData`` must equal
 Alternatively ``info.tpm_certify`` = ``{"public": TPM2B_PUBLIC or TPMT_PUBLIC, "certification":
 TPMS_ATTEST, "signature": TPMT_SIGNATURE}`` (base64) binds a TPM-resident request key: the AIK's
 ``TPM2_Certify`` of it (:func:`attestd.verify.tpm.verify_certification`: signature, magic, type,
-and the Name of ``public``, whose key must be the ``jwk``); the quote's ``extraData`` is then
-the challenge itself. Each ``other_keys`` entry needs the same ``tpm_certify``; verified ones
+and the Name of ``public``, whose key must be the ``jwk`` and whose attributes must include
+``fixedTPM`` and ``sensitiveDataOrigin``, so the key was made in that TPM and cannot leave it);
+the quote's ``extraData`` is then the challenge itself. Each ``other_keys`` entry needs the same ``tpm_certify``; verified ones
 come back as ``x-ms-tpm-other-keys`` (``[{"jwk", "info"}]`` as sent), in the report too.
 
 **AIK.** The quote signer is ``aik_pub`` (a JWK, or a ``TPM2B_PUBLIC``/``TPMT_PUBLIC``, which
@@ -103,6 +104,7 @@ from attestd.errors import (
 from attestd.evidence.eventlog import parse_event_log
 from attestd.evidence.tpm import (
     HASH_DIGEST_SIZES,
+    ObjectAttribute,
     Public,
     parse_attest_header,
     parse_public,
@@ -134,6 +136,7 @@ _JWS_ALGS = ("RS256", "PS256")
 _PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth")
 _MAX_CHAIN = 5
 _MAX_OTHER_KEYS = 2  # maa-compat.md §1.4
+_RESIDENT = ObjectAttribute.FIXED_TPM | ObjectAttribute.SENSITIVE_DATA_ORIGIN
 
 
 class InvalidTpmRequest(EvidenceError):
@@ -706,6 +709,13 @@ def verify_attestation(
             raise KeyNotCertified(f"'{key.field}': {exc}") from exc
         except MalformedEvidence as exc:
             raise _fail(f"'{key.field}.certification': {exc}") from exc
+        # As go-attestation's certification check: the TPM generated the key and will not let it
+        # leave (fixedTPM cannot be set on an imported or externally loaded private key).
+        if not key.public.has(_RESIDENT):
+            raise KeyNotCertified(
+                f"'{key.field}.public': objectAttributes 0x{key.public.object_attributes:08x} "
+                "lack fixedTPM or sensitiveDataOrigin: the key may exist outside this TPM"
+            )
 
     selected = {p for sel in quote.attest.attested.pcr_select for p in sel.pcrs}
     missing = [p for p in range(24) if required_pcr_mask >> p & 1 and p not in selected]
