@@ -9,13 +9,14 @@ import json
 import random
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attestd.errors import MalformedEvidence
+from attestd.claims.tpm import events_json, tpm_claims
+from attestd.errors import EvidenceError, MalformedEvidence, PcrDigestMismatch
 from attestd.evidence.eventlog import (
     ALG_SHA256,
     Event,
@@ -162,6 +163,27 @@ def test_mutated_real_logs(data: bytes) -> None:
 @given(st.binary(max_size=4096))
 def test_random_bytes(data: bytes) -> None:
     exercise(data)
+
+
+_QUOTED = [replay_all(log) for log in SEED_LOGS]
+
+
+@FUZZ
+@given(mutated_log(), st.sampled_from(_QUOTED))
+def test_claims_from_mutated_logs_against_real_pcrs(
+    data: bytes, quoted: Mapping[int, Mapping[int, bytes]]
+) -> None:
+    """The claims stage on a mutated log checked against a real log's PCRs (mostly a replay
+    mismatch, whose message names an event): only evidence errors, and a named event exists."""
+    try:
+        log = parse_event_log(data)
+        tpm_claims(log, quoted)
+        events_json(log, replayed=quoted)
+    except PcrDigestMismatch as exc:
+        assert exc.event is None or any(e.index == exc.event for e in log.events)
+        assert "PCR" in str(exc)
+    except EvidenceError:
+        pass
 
 
 SPEC_SHA256 = SEEDS[0][: SEED_LOGS[0].events[1].offset]  # arch's Spec ID record (sha1+sha256)
