@@ -24,24 +24,22 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from api.test_tpm_protocol import (
     LOG,
     POLICY,
-    SHA1,
-    SHA256,
     _ca,
     _cert,
     _tampered_log,
+    extend,
     log_says_secure_boot,
 )
 from attestd.api.app import create_app
 from attestd.cli.main import main
 from attestd.config import Settings
-from attestd.evidence.eventlog import EventType, parse_event_log
 from attestd.evidence.tpm import parse_tpm2b_public
 from attestd.policy.document import unsigned_policy
 from attestd.service import AttestationService
 from attestd.store.sqlite import SQLiteStore
 from attestd.tpm_client import PytssTpm, parse_pcr_list
 from fakes.live import listen, serving
-from fakes.swtpm import start_swtpm
+from fakes.swtpm import as_device, start_swtpm
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,13 +74,7 @@ def _serve(work: Path, name: str, **settings_kw: Any) -> Iterator[str]:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     work = tmp_path_factory.mktemp("tpm-client")
     with start_swtpm(work) as tpm:
-        specs = [
-            f"{e.pcr}:sha1={e.digests[SHA1].hex()},sha256={e.digests[SHA256].hex()}"
-            for e in parse_event_log(LOG).events
-            if e.event_type != EventType.EV_NO_ACTION
-        ]
-        for i in range(0, len(specs), 16):
-            tpm.run("tpm2_pcrextend", *specs[i : i + 16], cwd=work)
+        extend(tpm, LOG, work)
         # The client creates and persists its AK on first use; certify that AK here.
         with PytssTpm(tpm.tcti) as device:
             ak = parse_tpm2b_public(device.ak_public()).public_key()
@@ -164,6 +156,30 @@ def test_cli_enrolls_the_ak_and_attests(
     # The saved chain is what --aik-cert takes.
     assert _run(setup, setup.log, "--aik-cert", str(saved)) == 0
     assert _claims(capsys.readouterr().out.strip())["x-ms-policy"]["aikValidated"] is True
+
+
+def test_cli_attests_through_the_device_tcti(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tcti device:PATH`` (what ``/dev/tpmrm0`` takes): the same swtpm behind a character
+    device (a raw pseudo-terminal forwarding whole commands, as the kernel driver does), with
+    enrollment and attestation end to end."""
+    with start_swtpm(tmp_path) as tpm:
+        extend(tpm, LOG, tmp_path)
+        ek_issuer = tpm.ca_certificates[1]
+        with (
+            _serve(tmp_path, "device", tpm_ek_roots=(str(tpm.ca_certificates[0]),)) as url,
+            as_device(tpm) as path,
+        ):
+            argv = ["attest", "tpm", "--endpoint", url, "--tcti", f"device:{path}"]
+            argv += ["--eventlog", str(setup.log), "--ek-chain", str(ek_issuer)]
+            assert main(argv) == 0, capsys.readouterr().err
+    claims = _claims(capsys.readouterr().out.strip())
+    assert claims["x-ms-policy"] == {
+        "aikValidated": True,
+        "secureBootEnabled": log_says_secure_boot(LOG),
+        "tpmVersion": "2.0",
+    }
 
 
 def test_cli_enrollment_refused_without_ek_roots(

@@ -26,10 +26,14 @@ sessions, such as a policy session from ``tpm2_startauthsession``, survive).
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import socket
 import subprocess
+import threading
 import time
+import tty
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +41,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Swtpm", "require_programs", "start_swtpm", "swtpm_tcti"]
+__all__ = ["Swtpm", "as_device", "require_programs", "start_swtpm", "swtpm_tcti"]
 
 _SWTPM_PROGRAMS = {
     "swtpm": "swtpm",
@@ -324,3 +328,51 @@ def swtpm_tcti(directory: Path) -> Iterator[str]:
     """:func:`start_swtpm`, yielding only the TCTI string (``swtpm:host=127.0.0.1,port=N``)."""
     with start_swtpm(directory) as tpm:
         yield tpm.tcti
+
+
+@contextmanager
+def as_device(tpm: Swtpm) -> Iterator[str]:
+    """``tpm`` behind a character device, for the libtss2 **device** TCTI (``device:<path>``,
+    the TCTI of ``/dev/tpmrm0``): a pseudo-terminal in raw mode whose other end a thread
+    forwards, one whole TPM command at a time, to the swtpm command port, writing each whole
+    response back, as the kernel's TPM driver does. Yields the device path (``/dev/pts/N``).
+    No kernel module or privilege is needed (CUSE and vtpm-proxy need both)."""
+    master, slave = pty.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    stop = threading.Event()
+
+    def forward() -> None:
+        with socket.create_connection((_HOST, tpm.port), timeout=_TOOL_TIMEOUT) as conn:
+            pending = b""
+            while not stop.is_set():
+                if not select.select([master], [], [], 0.05)[0]:
+                    continue
+                try:
+                    pending += os.read(master, 8192)
+                except OSError:
+                    return
+                # TPM command header: tag (2), commandSize (4, big-endian, whole command).
+                while len(pending) >= 10 and len(pending) >= int.from_bytes(pending[2:6], "big"):
+                    size = int.from_bytes(pending[2:6], "big")
+                    command, pending = pending[:size], pending[size:]
+                    conn.sendall(command)
+                    response = b""
+                    while len(response) < 10 or len(response) < int.from_bytes(
+                        response[2:6], "big"
+                    ):
+                        chunk = conn.recv(8192)
+                        if not chunk:
+                            return
+                        response += chunk
+                    os.write(master, response)
+
+    thread = threading.Thread(target=forward, name="swtpm-device", daemon=True)
+    thread.start()
+    try:
+        yield os.ttyname(slave)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        os.close(slave)
+        os.close(master)
