@@ -4,7 +4,8 @@ and the swtpm local CA root as its EK root: the printed token's ``x-ms-policy`` 
 log; a log that does not replay is refused with the service's replay error; without
 ``--aik-cert`` the client enrolls its AK (``POST /enroll/Tpm``, TPM2_ActivateCredential through
 tpm2-pytss) and attests with the service's own AIK certificate; a service with no EK roots
-refuses the enrollment."""
+refuses the enrollment; and the whole flow runs through the device TCTI (``device:PATH``, as for
+``/dev/tpmrm0``) with the swtpm behind a character device."""
 
 from __future__ import annotations
 
