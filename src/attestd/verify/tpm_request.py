@@ -44,8 +44,9 @@ TPMS_ATTEST, "signature": TPMT_SIGNATURE}`` (base64) binds a TPM-resident reques
 ``TPM2_Certify`` of it (:func:`attestd.verify.tpm.verify_certification`: signature, magic, type,
 and the Name of ``public``, whose key must be the ``jwk`` and whose attributes must include
 ``fixedTPM`` and ``sensitiveDataOrigin``, so the key was made in that TPM and cannot leave it);
-the quote's ``extraData`` is then the challenge itself. Each ``other_keys`` entry needs the same ``tpm_certify``; verified ones
-come back as ``x-ms-tpm-other-keys`` (``[{"jwk", "info"}]`` as sent), in the report too.
+the quote's ``extraData`` is then the challenge itself. Each ``other_keys`` entry needs the
+same ``tpm_certify``; verified ones come back as ``x-ms-tpm-other-keys`` (``[{"jwk", "info"}]``
+as sent), in the report too.
 
 **AIK.** The quote signer is ``aik_pub`` (a JWK, or a ``TPM2B_PUBLIC``/``TPMT_PUBLIC``, which
 :func:`attestd.verify.tpm.verify_quote` also checks to be a restricted signing key), else the
