@@ -679,11 +679,8 @@ class AttestationService:
         from dataclasses import replace
 
         from attestd.policy import claims_from_json
-        from attestd.verify.tpm_request import (
-            DEFAULT_REQUIRED_PCR_MASK,
-            parse_request,
-            verify_attestation,
-        )
+        from attestd.verify.tpm_attestation import DEFAULT_REQUIRED_PCR_MASK, verify_attestation
+        from attestd.verify.tpm_request import parse_request
 
         request = parse_request(jws)
         context = self.open_service_context(request.service_context)

@@ -72,7 +72,7 @@ from attestd.evidence.tpm import (
     TpmAlg,
     parse_public,
 )
-from attestd.verify.tpm_request import _chain_error
+from attestd.verify.tpm_attestation import chain_error
 
 __all__ = [
     "AIK_CA_PURPOSE",
@@ -201,7 +201,7 @@ def check_ek(
             "EK certificate rejected: no EK roots are configured (tpm_ek_roots), so this "
             "instance enrolls no TPM (POST /enroll/Tpm)"
         )
-    why = _chain_error([cert, *intermediates], roots, at, kind="EK", setting="tpm_ek_roots")
+    why = chain_error([cert, *intermediates], roots, at, kind="EK", setting="tpm_ek_roots")
     if why is not None:
         raise EnrollmentRejected(f"EK certificate rejected: {why}")
     if ek_public is None:
