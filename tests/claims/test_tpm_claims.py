@@ -17,11 +17,11 @@ from attestd.claims.tpm import (
     WINDOWS_BOOT_CLAIMS,
     boot_claims,
     events_json,
-    maa_json,
     pcrs_json,
     tpm_claims,
     verify_event_log,
 )
+from attestd.claims.tpm_events import maa_json
 from attestd.errors import PcrDigestMismatch, UnsupportedEvidence, VerificationError
 from attestd.evidence.eventlog import (
     ALG_SHA1,

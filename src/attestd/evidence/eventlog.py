@@ -59,6 +59,14 @@ __all__ = [
     "ALG_SHA512",
     "ALG_SM3_256",
     "NUM_PCRS",
+    "SIPA_BOOTDEBUGGING",
+    "SIPA_LOADEDMODULE_AGGREGATION",
+    "SIPA_SAFEMODE",
+    "SIPA_TRUSTBOUNDARY",
+    "SIPA_VBS_IOMMU_REQUIRED",
+    "SIPA_VBS_MANDATORY_ENFORCEMENT",
+    "SIPA_VBS_VSM_REQUIRED",
+    "SIPA_WINPE",
     "AlgorithmSize",
     "DevicePathNode",
     "EfiVariable",
@@ -782,6 +790,17 @@ def untrusted_startup_locality(event: Event) -> int | None:
             f"event data is {len(event.data)} bytes, not 17",
         )
     return event.data[16]
+
+
+#: The SIPA tags (wbcl.h ``SIPAEVENT_*``) that claims are derived from.
+SIPA_TRUSTBOUNDARY = 0x40010001
+SIPA_LOADEDMODULE_AGGREGATION = 0x40010003
+SIPA_BOOTDEBUGGING = 0x00040001
+SIPA_SAFEMODE = 0x00050005
+SIPA_WINPE = 0x00050006
+SIPA_VBS_VSM_REQUIRED = 0x000A0001
+SIPA_VBS_IOMMU_REQUIRED = 0x000A0003
+SIPA_VBS_MANDATORY_ENFORCEMENT = 0x000A0006
 
 
 @dataclass(frozen=True, slots=True)
