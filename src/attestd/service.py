@@ -735,9 +735,8 @@ class AttestationService:
         }
         if "x-ms-tpm-other-keys" in verified.claims:
             claims["x-ms-tpm-other-keys"] = verified.claims["x-ms-tpm-other-keys"]
-        pcrs = _verified_pcrs(verified.claims)
-        if pcrs is not None:
-            claims["pcrs"] = pcrs
+        if verified.verified_pcrs is not None:
+            claims["pcrs"] = verified.verified_pcrs
         if request.rp_data is not None:
             claims["rp_data"] = request.rp_data
         nonce = request.nonce if request.nonce is not None else request.rp_data
@@ -909,25 +908,6 @@ def _property(properties: Mapping[str, Any], name: str, kind: type[_T], default:
             f" not {value!r}"
         )
     return value
-
-
-def _verified_pcrs(incoming: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The report's ``pcrs`` (see ``_tpm_report``): the incoming ``pcrs`` claim (every quoted
-    value) cut down to the PCRs in ``x-attestd-verified-pcrs`` and to the banks the replay
-    verified (the banks listed in the rendered events' ``Digests``). ``None`` without a log."""
-    indexes = incoming.get("x-attestd-verified-pcrs")
-    if indexes is None:
-        return None
-    events = incoming.get("events", {}).get("Events", [])
-    banks = {name for event in events for name in event.get("Digests", {})}
-    out = []
-    for entry in incoming["pcrs"]["PCRs"]:
-        if entry["Index"] not in indexes:
-            continue
-        digests = {k: v for k, v in entry["Digests"].items() if k in banks}
-        if digests:
-            out.append({"Digests": digests, "Index": entry["Index"]})
-    return {"PCRs": out}
 
 
 def _sign_with(key: SigningKey, data: bytes) -> bytes:

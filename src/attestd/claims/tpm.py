@@ -85,8 +85,10 @@ __all__ = [
     "VerifiedEventLog",
     "boot_claims",
     "events_json",
+    "log_claims",
     "pcrs_json",
     "tpm_claims",
+    "verified_pcrs_json",
     "verify_event_log",
 ]
 
@@ -449,8 +451,23 @@ def tpm_claims(
 ) -> dict[str, Any]:
     """Everything above for one verified quote: ``events``, ``pcrs`` (the quoted values) and
     :func:`boot_claims`. Raises like :func:`verify_event_log`."""
-    verified = verify_event_log(log, quoted, pcrs=pcrs)
+    return log_claims(verify_event_log(log, quoted, pcrs=pcrs), quoted)
+
+
+def log_claims(
+    verified: VerifiedEventLog, quoted: Mapping[int, Mapping[int, bytes]]
+) -> dict[str, Any]:
+    """:func:`tpm_claims` of a log already checked against ``quoted``."""
     claims = boot_claims(verified)
     claims["events"] = {"Events": [render_event(e, verified.banks) for e in verified.events]}
     claims["pcrs"] = pcrs_json(quoted)
     return claims
+
+
+def verified_pcrs_json(
+    verified: VerifiedEventLog, quoted: Mapping[int, Mapping[int, bytes]]
+) -> dict[str, Any]:
+    """:func:`pcrs_json` of only what the log vouches for: the quoted values of the PCRs it
+    replays (``x-attestd-verified-pcrs``) in the banks whose replay equalled the quote (so not
+    the SHA-256 bank under a legacy SHA-1 log)."""
+    return pcrs_json({alg: {p: quoted[alg][p] for p in verified.pcrs} for alg in verified.banks})

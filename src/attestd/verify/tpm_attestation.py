@@ -44,7 +44,14 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from attestd.claims.tpm import TPM_VERSION, events_json, pcrs_json, tpm_claims
+from attestd.claims.tpm import (
+    TPM_VERSION,
+    events_json,
+    log_claims,
+    pcrs_json,
+    verified_pcrs_json,
+    verify_event_log,
+)
 from attestd.errors import (
     KeyNotCertified,
     MalformedEvidence,
@@ -75,8 +82,12 @@ _RESIDENT = ObjectAttribute.FIXED_TPM | ObjectAttribute.SENSITIVE_DATA_ORIGIN
 
 @dataclass(frozen=True)
 class VerifiedAttestation:
+    """The incoming claims, and for the report the PCR values the TCG log vouches for
+    (:func:`attestd.claims.tpm.verified_pcrs_json`; None without a log)."""
+
     claims: dict[str, Any]
     aik_validated: bool
+    verified_pcrs: dict[str, Any] | None
 
 
 def _fail(message: str) -> InvalidTpmRequest:
@@ -227,9 +238,12 @@ def verify_attestation(
             f"required_pcr_mask 0x{required_pcr_mask:06X}"
         )
 
+    verified_pcrs = None
     if att.log is not None:
-        claims = tpm_claims(parse_event_log(att.log), quote.pcrs)
+        verified_log = verify_event_log(parse_event_log(att.log), quote.pcrs)
+        claims = log_claims(verified_log, quote.pcrs)
         claims["bootEvents"] = claims["events"]
+        verified_pcrs = verified_pcrs_json(verified_log, quote.pcrs)
     else:
         claims = {"pcrs": pcrs_json(quote.pcrs)}
     if request.boot is not None:
@@ -241,7 +255,7 @@ def verify_attestation(
     claims["x-ms-tpm-request-key"] = {"jwk": request.request_jwk, "info": request.request_key_info}
     if request.other_keys:
         claims["x-ms-tpm-other-keys"] = list(request.other_keys)
-    return VerifiedAttestation(claims, validated)
+    return VerifiedAttestation(claims, validated, verified_pcrs)
 
 
 def _boot_events(
