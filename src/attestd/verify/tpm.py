@@ -140,13 +140,7 @@ def verify_quote(
     except EvidenceError:
         # Steps 2 and 3 judged on the common header, so that a signed non-quote is a
         # verification failure rather than an unsupported structure.
-        header = parse_attest_header(attest_bytes)
-        _tpm_generated(header)
-        if header.type != TpmSt.ATTEST_QUOTE:
-            raise AttestNotQuote(
-                f"TPMS_ATTEST.type is 0x{header.type:04x}, not TPM_ST_ATTEST_QUOTE "
-                f"0x{TpmSt.ATTEST_QUOTE:04x}"
-            ) from None
+        _generated_as(attest_bytes, TpmSt.ATTEST_QUOTE, AttestNotQuote)
         raise
     _tpm_generated(attest)
 
@@ -196,13 +190,7 @@ def verify_certification(
     judge. Raises :class:`InvalidQuoteSignature`, :class:`AttestNotTpmGenerated` or
     :class:`KeyNotCertified`."""
     _signed_by_ak(attest_bytes, signature, ak_public)
-    header = parse_attest_header(attest_bytes)
-    _tpm_generated(header)
-    if header.type != TpmSt.ATTEST_CERTIFY:
-        raise KeyNotCertified(
-            f"TPMS_ATTEST.type is 0x{header.type:04x}, not TPM_ST_ATTEST_CERTIFY "
-            f"0x{TpmSt.ATTEST_CERTIFY:04x}"
-        )
+    _generated_as(attest_bytes, TpmSt.ATTEST_CERTIFY, KeyNotCertified)
     attest = parse_certify(attest_bytes)
     if not hmac.compare_digest(attest.attested.name, certified.name()):
         raise KeyNotCertified(
@@ -234,6 +222,15 @@ def _tpm_generated(header: AttestHeader) -> None:
             f"TPMS_ATTEST.magic is 0x{header.magic:08x}, not TPM_GENERATED_VALUE "
             f"0x{TPM_GENERATED_VALUE:08x}"
         )
+
+
+def _generated_as(attest_bytes: bytes, tag: TpmSt, error: type[VerificationError]) -> None:
+    """Steps 2 and 3 on the common header: ``magic`` (else :class:`AttestNotTpmGenerated`),
+    then ``type`` is ``tag`` (else ``error``)."""
+    header = parse_attest_header(attest_bytes)
+    _tpm_generated(header)
+    if header.type != tag:
+        raise error(f"TPMS_ATTEST.type is 0x{header.type:04x}, not TPM_ST_{tag.name} 0x{tag:04x}")
 
 
 def _check_ak(ak: Public, sig: Signature) -> None:
