@@ -297,18 +297,31 @@ def _read_sha1_record(r: Reader, index: int) -> Event:
     start = r.offset
     pcr = r.u32("pcrIndex")
     event_type = r.u32("eventType")
-    digest = r.take(20, "digest")
+    digests = {ALG_SHA1: r.take(20, "digest")}
+    return _event(r, "eventDataSize", index, pcr, event_type, digests, start)
+
+
+def _event(
+    r: Reader,
+    size_field: str,
+    index: int,
+    pcr: int,
+    event_type: int,
+    digests: dict[int, bytes],
+    start: int,
+) -> Event:
+    """The record's event data (a UINT32 size, then the bytes) and the :class:`Event`."""
     size_at = r.offset
-    size = r.u32("eventDataSize")
+    size = r.u32(size_field)
     if size > r.remaining:
-        raise r.fail("eventDataSize", f"declares {size} bytes, {r.remaining} left", offset=size_at)
+        raise r.fail(size_field, f"declares {size} bytes, {r.remaining} left", offset=size_at)
     data_offset = r.offset
     body = r.take(size, "event")
     return Event(
         index,
         pcr,
         EventType.untrusted_lookup(event_type),
-        MappingProxyType({ALG_SHA1: digest}),
+        MappingProxyType(digests),
         body,
         start,
         data_offset,
@@ -348,21 +361,7 @@ def _read_agile_record(r: Reader, index: int, sizes: Mapping[int, int]) -> Event
                 offset=alg_at,
             )
         digests[alg] = r.take(size, f"digests[{i}].digest")
-    size_at = r.offset
-    size = r.u32("eventSize")
-    if size > r.remaining:
-        raise r.fail("eventSize", f"declares {size} bytes, {r.remaining} left", offset=size_at)
-    data_offset = r.offset
-    body = r.take(size, "event")
-    return Event(
-        index,
-        pcr,
-        EventType.untrusted_lookup(event_type),
-        MappingProxyType(digests),
-        body,
-        start,
-        data_offset,
-    )
+    return _event(r, "eventSize", index, pcr, event_type, digests, start)
 
 
 def _parse_spec_id(event: Event) -> SpecId:
