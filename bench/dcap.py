@@ -43,8 +43,8 @@ SAMPLES = {
 
 def dcap_qvl_collateral(folder: Path) -> Any:
     """dcap-qvl's collateral object from a bundle folder (exact signed JSON bytes)."""
-    tcb, _, tcb_sig = signed_span((folder / "tcb_info.json").read_bytes(), "tcbInfo", "tcb")
-    qe, _, qe_sig = signed_span((folder / "qe_identity.json").read_bytes(), "enclaveIdentity", "qe")
+    tcb, tcb_sig = signed_span((folder / "tcb_info.json").read_bytes(), "tcbInfo", "tcb")
+    qe, qe_sig = signed_span((folder / "qe_identity.json").read_bytes(), "enclaveIdentity", "qe")
     return dcap_qvl.QuoteCollateralV3(
         pck_crl_issuer_chain=(folder / "pck_crl_issuer_chain.pem").read_text(),
         root_ca_crl=(folder / "root_ca_crl.der").read_bytes(),

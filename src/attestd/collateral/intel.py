@@ -3,6 +3,11 @@
 Formats: Intel SGX/TDX PCS API v4 ("Get TCB Info", "Get Quoting Enclave Identity") and dcap.md §1.C/D.
 The signature covers the exact bytes of the ``tcbInfo`` / ``enclaveIdentity`` value as received
 (dcap.md §1.C step 14: re-serialising breaks it), so the parser keeps that span verbatim.
+
+Each document's schema is written down once, as msgspec structs (``_TcbInfoV2``, ``_TcbInfoV3``,
+``_EnclaveIdentity``): decoding checks every type, range, status and hex size in one pass, and a
+failure names the JSON path (``tcbInfo.tcbLevels[3].tcb.pcesvn: Expected `int` >= 0``). Unknown
+members are ignored, as Intel QVL ignores them; a member given twice keeps its last value.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import operator
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import orjson
+import msgspec
+from msgspec import Meta, Struct
 
 from attestd.errors import CollateralMalformed
 
@@ -53,18 +59,10 @@ _CANONICAL = {
 }
 
 
-def signed_span(raw: bytes, key: str, what: str) -> tuple[bytes, dict[str, Any], bytes]:
-    """Split ``{"<key>": {...}, "signature": "<hex>"}`` into the exact bytes of the ``key`` value,
-    its decoded object, and the raw r || s signature (64 bytes)."""
+def signed_span(raw: bytes, key: str, what: str) -> tuple[bytes, bytes]:
+    """Split ``{"<key>": {...}, "signature": "<hex>"}`` into the exact bytes of the ``key`` value
+    and the raw r || s signature (64 bytes). The value is only checked to be a JSON object."""
     raw = bytes(raw)
-    fast = _CANONICAL[key].fullmatch(raw) if key in _CANONICAL else None
-    if fast is not None:  # Intel's compact layout: decode just the signed value, with orjson
-        try:
-            body = orjson.loads(fast.group(1))
-        except orjson.JSONDecodeError:
-            body = None
-        if isinstance(body, dict):
-            return fast.group(1), body, bytes.fromhex(fast.group(2).decode("ascii"))
     try:
         text = raw.rstrip(b"\x00").decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -94,7 +92,7 @@ def signed_span(raw: bytes, key: str, what: str) -> tuple[bytes, dict[str, Any],
                 raise ValueError(f"expected ',' or '}}' at {pos}")
         if text[_skip_ws(text, pos + 1) :]:
             raise ValueError("data after the JSON object")
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, RecursionError) as exc:
         raise CollateralMalformed(f"{what}: not a JSON document ({exc})") from exc
     if key not in spans or "signature" not in spans:
         raise CollateralMalformed(f"{what}: expected keys {key!r} and 'signature'")
@@ -108,7 +106,7 @@ def signed_span(raw: bytes, key: str, what: str) -> tuple[bytes, dict[str, Any],
         sig = b""
     if len(sig) != 64:
         raise CollateralMalformed(f"{what}: 'signature' must be 128 hex digits (r || s)")
-    return text[start:end].encode("utf-8"), body, sig
+    return text[start:end].encode("utf-8"), sig
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -117,69 +115,37 @@ def _skip_ws(text: str, pos: int) -> int:
     return pos
 
 
-class _Obj:
-    """Typed field access over a decoded JSON object; errors name the path."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, dict):
-            raise CollateralMalformed(f"{path}: expected an object")
-        self.d: dict[str, Any] = data
-        self.path = path
-
-    def has(self, key: str) -> bool:
-        return key in self.d
-
-    def _get(self, key: str) -> Any:
-        if key not in self.d:
-            raise CollateralMalformed(f"{self.path}.{key}: missing")
-        return self.d[key]
-
-    def integer(self, key: str) -> int:
-        v = self._get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise CollateralMalformed(f"{self.path}.{key}: expected a non-negative integer")
-        return v
-
-    def string(self, key: str) -> str:
-        v = self._get(key)
-        if not isinstance(v, str):
-            raise CollateralMalformed(f"{self.path}.{key}: expected a string")
-        return v
-
-    def hex(self, key: str, size: int) -> bytes:
-        v = self.string(key)
+def _decode(
+    raw: bytes, key: str, what: str, decoder: msgspec.json.Decoder[Any]
+) -> tuple[Any, bytes, bytes]:
+    """(the decoded ``key`` value, its exact bytes, the signature). Intel's compact layout is
+    split by one regular expression; anything else (whitespace, other member order, a value the
+    typed decoder refuses) goes through :func:`signed_span`, which finds the true span."""
+    fast = _CANONICAL[key].fullmatch(raw)
+    if fast is not None:
         try:
-            b = bytes.fromhex(v)
-        except ValueError as exc:
-            raise CollateralMalformed(f"{self.path}.{key}: not hex") from exc
-        if len(b) != size:
-            raise CollateralMalformed(f"{self.path}.{key}: {len(b)} bytes, expected {size}")
-        return b
+            return (
+                decoder.decode(fast.group(1)),
+                fast.group(1),
+                bytes.fromhex(fast.group(2).decode()),
+            )
+        except msgspec.DecodeError:
+            pass  # not the compact layout after all, or invalid: the exact path decides and names it
+    signed, sig = signed_span(raw, key, what)
+    try:
+        return decoder.decode(signed), signed, sig
+    except msgspec.DecodeError as exc:
+        message, _, path = str(exc).partition(" - at `$")
+        where = f"{key}{path.rstrip('`')}" if path else key
+        raise CollateralMalformed(f"{what}: {where}: {message}") from exc
 
-    def time(self, key: str) -> datetime:
-        v = self.string(key)
-        try:
-            t = datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise CollateralMalformed(f"{self.path}.{key}: not an ISO 8601 time") from exc
-        return t if t.tzinfo else t.replace(tzinfo=UTC)
 
-    def obj(self, key: str) -> _Obj:
-        return _Obj(self._get(key), f"{self.path}.{key}")
-
-    def array(self, key: str) -> list[Any]:
-        v = self._get(key)
-        if not isinstance(v, list):
-            raise CollateralMalformed(f"{self.path}.{key}: expected an array")
-        return v
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        if key not in self.d:
-            return ()
-        v = self.array(key)
-        if not all(isinstance(x, str) for x in v):
-            raise CollateralMalformed(f"{self.path}.{key}: expected an array of strings")
-        return tuple(v)
+def _time(value: str, path: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise CollateralMalformed(f"{path}: {value!r} is not an ISO 8601 time") from exc
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,203 +215,224 @@ class EnclaveIdentity:
     signature: bytes
 
 
-def _enclave_levels(items: list[Any], path: str, svn_key: str) -> tuple[EnclaveTcbLevel, ...]:
-    if not items:
-        raise CollateralMalformed(f"{path}: empty")
-    try:  # fast path for well-formed levels; the loop below names the first bad field
-        fast = []
-        for item in items:
-            svn, date, status = item["tcb"][svn_key], item["tcbDate"], item["tcbStatus"]
-            advisories = item.get("advisoryIDs", [])
-            if (
-                type(svn) is not int
-                or svn < 0
-                or type(date) is not str
-                or status not in ENCLAVE_STATUSES
-                or type(advisories) is not list
-                or not {*map(type, advisories)} <= {str}
-            ):
-                break
-            fast.append(EnclaveTcbLevel(svn, date, status, tuple(advisories)))
-        else:
-            return tuple(fast)
-    except (TypeError, KeyError, AttributeError):
-        pass
-    out = []
-    for i, item in enumerate(items):
-        lv = _Obj(item, f"{path}[{i}]")
-        status = lv.string("tcbStatus")
-        if status not in ENCLAVE_STATUSES:
-            raise CollateralMalformed(f"{path}[{i}].tcbStatus: unknown status {status!r}")
-        out.append(
-            EnclaveTcbLevel(
-                lv.obj("tcb").integer(svn_key),
-                lv.string("tcbDate"),
-                status,
-                lv.strings("advisoryIDs"),
-            )
-        )
-    return tuple(out)
+# -- The schemas (Intel PCS API v4), checked by msgspec while decoding ---------------------------
+
+# Numbers are non-negative and fit 63 bits. Not narrower: Intel's own QVL sample TCB Info
+# (tests/vectors/dcap/intel-qvl-sampledata/tdx) has component SVNs above 255, and QVL accepts it.
+_U = Annotated[int, Meta(ge=0, le=0x7FFF_FFFF_FFFF_FFFF)]
+_PlatformStatus = Literal[
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+    "Revoked",
+]
+_EnclaveStatus = Literal["UpToDate", "OutOfDate", "Revoked"]
+_Hex2 = Annotated[str, Meta(pattern="^[0-9a-fA-F]{4}$")]
+_Hex4 = Annotated[str, Meta(pattern="^[0-9a-fA-F]{8}$")]
+_Hex6 = Annotated[str, Meta(pattern="^[0-9a-fA-F]{12}$")]
+_Hex8 = Annotated[str, Meta(pattern="^[0-9a-fA-F]{16}$")]
+_Hex16 = Annotated[str, Meta(pattern="^[0-9a-fA-F]{32}$")]
+_Hex32 = Annotated[str, Meta(pattern="^[0-9a-fA-F]{64}$")]
+_Hex48 = Annotated[str, Meta(pattern="^[0-9a-fA-F]{96}$")]
 
 
-def _module(o: _Obj) -> TdxModule:
-    return TdxModule(o.hex("mrsigner", 48), o.hex("attributes", 8), o.hex("attributesMask", 8))
+def _json_name(name: str) -> str:
+    """Intel's member name for a field: camelCase, ``advisoryIDs``, and TCB Info v2's
+    ``sgxtcbcompNNsvn`` for ``cNN``."""
+    if name == "advisory_ids":
+        return "advisoryIDs"
+    if name[0] == "c" and name[1:].isdigit():
+        return f"sgxtcbcomp{name[1:]}svn"
+    head, *rest = name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+class _Json(Struct, frozen=True, gc=False, rename=_json_name):
+    """Unknown members are ignored; required members are those without a default. Subclasses
+    inherit the naming and, at run time, frozenness (repeated for the type checker)."""
+
+
+class _Svn(_Json, frozen=True):
+    svn: _U
+
+
+_Components = Annotated[tuple[_Svn, ...], Meta(min_length=16, max_length=16)]
+
+
+class _TcbV2(_Json, frozen=True):
+    c01: _U
+    c02: _U
+    c03: _U
+    c04: _U
+    c05: _U
+    c06: _U
+    c07: _U
+    c08: _U
+    c09: _U
+    c10: _U
+    c11: _U
+    c12: _U
+    c13: _U
+    c14: _U
+    c15: _U
+    c16: _U
+    pcesvn: _U
+
+
+class _TcbV3(_Json, frozen=True):
+    sgxtcbcomponents: _Components
+    pcesvn: _U
+    tdxtcbcomponents: _Components | msgspec.UnsetType = msgspec.UNSET
+
+
+class _LevelV2(_Json, frozen=True):
+    tcb: _TcbV2
+    tcb_date: str
+    tcb_status: _PlatformStatus
+    advisory_ids: tuple[str, ...] = ()
+
+
+class _LevelV3(_LevelV2, frozen=True):
+    tcb: _TcbV3  # type: ignore[assignment]
+
+
+class _EnclaveTcb(_Json, frozen=True):
+    isvsvn: _U
+
+
+class _EnclaveLevel(_Json, frozen=True):
+    tcb: _EnclaveTcb
+    tcb_date: str
+    tcb_status: _EnclaveStatus
+    advisory_ids: tuple[str, ...] = ()
+
+
+_EnclaveLevels = Annotated[tuple[_EnclaveLevel, ...], Meta(min_length=1)]
+
+
+class _Module(_Json, frozen=True):
+    mrsigner: _Hex48
+    attributes: _Hex8
+    attributes_mask: _Hex8
+
+
+class _ModuleIdentity(_Module, frozen=True):
+    id: str
+    tcb_levels: _EnclaveLevels
+
+
+class _TcbInfo(_Json, frozen=True, tag_field="version"):
+    issue_date: str
+    next_update: str
+    fmspc: _Hex6
+    pce_id: _Hex2
+    tcb_type: Literal[0]
+    tcb_evaluation_data_number: _U
+    tdx_module: _Module | msgspec.UnsetType = msgspec.UNSET
+    tdx_module_identities: tuple[_ModuleIdentity, ...] | msgspec.UnsetType = msgspec.UNSET
+
+
+class _TcbInfoV2(_TcbInfo, frozen=True, kw_only=True, tag=2):
+    tcb_levels: Annotated[tuple[_LevelV2, ...], Meta(min_length=1)]
+
+
+class _TcbInfoV3(_TcbInfo, frozen=True, kw_only=True, tag=3):
+    id: Literal["SGX", "TDX"]
+    tcb_levels: Annotated[tuple[_LevelV3, ...], Meta(min_length=1)]
+
+
+class _EnclaveIdentity(_Json, frozen=True):
+    id: Literal["QE", "QVE", "TD_QE"]
+    version: Literal[2]
+    issue_date: str
+    next_update: str
+    tcb_evaluation_data_number: _U
+    miscselect: _Hex4
+    miscselect_mask: _Hex4
+    attributes: _Hex16
+    attributes_mask: _Hex16
+    mrsigner: _Hex32
+    isvprodid: _U
+    tcb_levels: _EnclaveLevels
+
+
+_TCB_INFO = msgspec.json.Decoder(_TcbInfoV2 | _TcbInfoV3)
+_ENCLAVE_IDENTITY = msgspec.json.Decoder(_EnclaveIdentity)
+_SVN = operator.attrgetter("svn")
+_V2_SVNS = operator.attrgetter(*(f"c{n:02d}" for n in range(1, 17)))
+
+
+def _enclave_levels(levels: tuple[_EnclaveLevel, ...]) -> tuple[EnclaveTcbLevel, ...]:
+    return tuple(
+        EnclaveTcbLevel(lv.tcb.isvsvn, lv.tcb_date, lv.tcb_status, lv.advisory_ids) for lv in levels
+    )
+
+
+def _module(m: _Module) -> TdxModule:
+    return TdxModule(
+        bytes.fromhex(m.mrsigner), bytes.fromhex(m.attributes), bytes.fromhex(m.attributes_mask)
+    )
 
 
 def parse_tcb_info(raw: bytes, what: str = "tcb_info") -> TcbInfo:
-    signed, body, sig = signed_span(raw, "tcbInfo", what)
-    t = _Obj(body, "tcbInfo")
-    version = t.integer("version")
-    if version not in (2, 3):
-        raise CollateralMalformed(f"tcbInfo.version: {version} (2 or 3 supported)")
-    tcb_type = t.integer("tcbType")
-    if tcb_type != 0:
-        raise CollateralMalformed(f"tcbInfo.tcbType: {tcb_type} (only 0 is defined)")
-    tee_id: str | None = None
-    if version == 3:
-        tee_id = t.string("id")
-        if tee_id not in ("SGX", "TDX"):
-            raise CollateralMalformed(f"tcbInfo.id: {tee_id!r} (SGX or TDX)")
+    info, signed, sig = _decode(raw, "tcbInfo", what, _TCB_INFO)
+    tee_id = info.id if isinstance(info, _TcbInfoV3) else None
     is_tdx = tee_id == "TDX"
-    if not is_tdx and (t.has("tdxModule") or t.has("tdxModuleIdentities")):
-        raise CollateralMalformed("tcbInfo: SGX TCB Info must not carry tdxModule")
-    module = _module(t.obj("tdxModule")) if is_tdx else None
-    identities: list[TdxModuleIdentity] = []
-    if is_tdx and t.has("tdxModuleIdentities"):
-        for i, item in enumerate(t.array("tdxModuleIdentities")):
-            o = _Obj(item, f"tcbInfo.tdxModuleIdentities[{i}]")
-            identities.append(
-                TdxModuleIdentity(
-                    o.string("id"),
-                    _module(o),
-                    _enclave_levels(o.array("tcbLevels"), f"{o.path}.tcbLevels", "isvsvn"),
+    has_module = info.tdx_module is not msgspec.UNSET
+    if not is_tdx and (has_module or info.tdx_module_identities is not msgspec.UNSET):
+        raise CollateralMalformed(f"{what}: tcbInfo: SGX TCB Info must not carry tdxModule")
+    if is_tdx and not has_module:
+        raise CollateralMalformed(f"{what}: tcbInfo.tdxModule: missing")
+    levels = []
+    for i, lv in enumerate(info.tcb_levels):
+        t = lv.tcb
+        sgx = _V2_SVNS(t) if isinstance(t, _TcbV2) else tuple(map(_SVN, t.sgxtcbcomponents))
+        tdx = None
+        if is_tdx:
+            if t.tdxtcbcomponents is msgspec.UNSET:
+                raise CollateralMalformed(
+                    f"{what}: tcbInfo.tcbLevels[{i}].tcb.tdxtcbcomponents: missing"
                 )
-            )
-    raw_levels = t.array("tcbLevels")
-    if not raw_levels:
-        raise CollateralMalformed("tcbInfo.tcbLevels: empty")
-    levels = _fast_levels(raw_levels, version, is_tdx) or _levels(raw_levels, version, is_tdx)
+            tdx = tuple(map(_SVN, t.tdxtcbcomponents))
+        levels.append(TcbLevel(sgx, t.pcesvn, tdx, lv.tcb_date, lv.tcb_status, lv.advisory_ids))
+    identities = info.tdx_module_identities or ()
     return TcbInfo(
-        version=version,
+        version=2 if tee_id is None else 3,
         id=tee_id,
-        issue_date=t.time("issueDate"),
-        next_update=t.time("nextUpdate"),
-        fmspc=t.hex("fmspc", 6),
-        pce_id=t.hex("pceId", 2),
-        tcb_type=tcb_type,
-        tcb_evaluation_data_number=t.integer("tcbEvaluationDataNumber"),
+        issue_date=_time(info.issue_date, "tcbInfo.issueDate"),
+        next_update=_time(info.next_update, "tcbInfo.nextUpdate"),
+        fmspc=bytes.fromhex(info.fmspc),
+        pce_id=bytes.fromhex(info.pce_id),
+        tcb_type=info.tcb_type,
+        tcb_evaluation_data_number=info.tcb_evaluation_data_number,
         tcb_levels=tuple(levels),
-        tdx_module=module,
-        tdx_module_identities=tuple(identities),
+        tdx_module=_module(info.tdx_module) if has_module else None,
+        tdx_module_identities=tuple(
+            TdxModuleIdentity(m.id, _module(m), _enclave_levels(m.tcb_levels)) for m in identities
+        ),
         signed_bytes=signed,
         signature=sig,
     )
 
 
-def _levels(raw_levels: list[Any], version: int, is_tdx: bool) -> tuple[TcbLevel, ...]:
-    """TCB levels, checking every field and naming the first bad one."""
-    levels: list[TcbLevel] = []
-    for i, item in enumerate(raw_levels):
-        lv = _Obj(item, f"tcbInfo.tcbLevels[{i}]")
-        tcb = lv.obj("tcb")
-        if version == 2:
-            sgx = tuple(tcb.integer(f"sgxtcbcomp{n:02d}svn") for n in range(1, 17))
-        else:
-            sgx = _components(tcb, "sgxtcbcomponents")
-        tdx = _components(tcb, "tdxtcbcomponents") if is_tdx else None
-        status = lv.string("tcbStatus")
-        if status not in PLATFORM_STATUSES:
-            raise CollateralMalformed(f"{lv.path}.tcbStatus: unknown status {status!r}")
-        levels.append(
-            TcbLevel(
-                sgx,
-                tcb.integer("pcesvn"),
-                tdx,
-                lv.string("tcbDate"),
-                status,
-                lv.strings("advisoryIDs"),
-            )
-        )
-    return tuple(levels)
-
-
-_INT, _STR = {int}, {str}
-_SVN = operator.itemgetter("svn")
-_V2_KEYS = tuple(f"sgxtcbcomp{n:02d}svn" for n in range(1, 17))
-
-
-def _fast_levels(raw_levels: list[Any], version: int, is_tdx: bool) -> tuple[TcbLevel, ...] | None:
-    """The same as :func:`_levels` for well-formed input, without per-field wrappers (this runs
-    on every cold verification); None on anything unexpected, so that :func:`_levels` can name it.
-    The types of all SVNs, dates and advisory IDs are checked at once, after the loop."""
-    out: list[TcbLevel] = []
-    svns: list[Any] = []
-    texts: list[Any] = []
-    try:
-        for item in raw_levels:
-            tcb = item["tcb"]
-            if version == 2:
-                sgx = tuple(map(tcb.__getitem__, _V2_KEYS))
-            else:
-                sgx = tuple(map(_SVN, tcb["sgxtcbcomponents"]))
-            tdx = tuple(map(_SVN, tcb["tdxtcbcomponents"])) if is_tdx else None
-            pcesvn, status, date = tcb["pcesvn"], item["tcbStatus"], item["tcbDate"]
-            advisories = item.get("advisoryIDs", [])
-            if (
-                len(sgx) != 16
-                or (tdx is not None and len(tdx) != 16)
-                or status not in PLATFORM_STATUSES
-                or type(advisories) is not list
-            ):
-                return None
-            svns += sgx
-            svns += tdx or ()
-            svns.append(pcesvn)
-            texts.append(date)
-            texts += advisories
-            out.append(TcbLevel(sgx, pcesvn, tdx, date, status, tuple(advisories)))
-    except (TypeError, KeyError, AttributeError):
-        return None
-    if {*map(type, svns)} != _INT or min(svns) < 0 or {*map(type, texts)} != _STR:
-        return None
-    return tuple(out)
-
-
-def _components(tcb: _Obj, key: str) -> tuple[int, ...]:
-    items = tcb.array(key)
-    if len(items) != 16:
-        raise CollateralMalformed(f"{tcb.path}.{key}: {len(items)} entries, expected 16")
-    try:  # fast path for well-formed input; the slow path below names the bad entry
-        svns = tuple(c["svn"] for c in items)
-        if all(type(v) is int and v >= 0 for v in svns):
-            return svns
-    except (TypeError, KeyError):
-        pass
-    return tuple(_Obj(c, f"{tcb.path}.{key}[{i}]").integer("svn") for i, c in enumerate(items))
-
-
 def parse_enclave_identity(raw: bytes, what: str = "qe_identity") -> EnclaveIdentity:
-    signed, body, sig = signed_span(raw, "enclaveIdentity", what)
-    e = _Obj(body, "enclaveIdentity")
-    version = e.integer("version")
-    if version != 2:
-        raise CollateralMalformed(f"enclaveIdentity.version: {version} (2 supported)")
-    ident = e.string("id")
-    if ident not in ("QE", "QVE", "TD_QE"):
-        raise CollateralMalformed(f"enclaveIdentity.id: {ident!r} (QE, QVE or TD_QE)")
+    e, signed, sig = _decode(raw, "enclaveIdentity", what, _ENCLAVE_IDENTITY)
     return EnclaveIdentity(
-        id=ident,
-        version=version,
-        issue_date=e.time("issueDate"),
-        next_update=e.time("nextUpdate"),
-        tcb_evaluation_data_number=e.integer("tcbEvaluationDataNumber"),
-        miscselect=e.hex("miscselect", 4),
-        miscselect_mask=e.hex("miscselectMask", 4),
-        attributes=e.hex("attributes", 16),
-        attributes_mask=e.hex("attributesMask", 16),
-        mrsigner=e.hex("mrsigner", 32),
-        isvprodid=e.integer("isvprodid"),
-        tcb_levels=_enclave_levels(e.array("tcbLevels"), "enclaveIdentity.tcbLevels", "isvsvn"),
+        id=e.id,
+        version=e.version,
+        issue_date=_time(e.issue_date, "enclaveIdentity.issueDate"),
+        next_update=_time(e.next_update, "enclaveIdentity.nextUpdate"),
+        tcb_evaluation_data_number=e.tcb_evaluation_data_number,
+        miscselect=bytes.fromhex(e.miscselect),
+        miscselect_mask=bytes.fromhex(e.miscselect_mask),
+        attributes=bytes.fromhex(e.attributes),
+        attributes_mask=bytes.fromhex(e.attributes_mask),
+        mrsigner=bytes.fromhex(e.mrsigner),
+        isvprodid=e.isvprodid,
+        tcb_levels=_enclave_levels(e.tcb_levels),
         signed_bytes=signed,
         signature=sig,
     )
