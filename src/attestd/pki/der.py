@@ -79,6 +79,7 @@ class CertFields:
     issuer and subject names, serial number, notAfter, and the P-256 point (None for other keys)."""
 
     __slots__ = (
+        "_after_spki",
         "ecdsa_sha256",
         "issuer",
         "not_after",
@@ -113,6 +114,41 @@ class CertFields:
             if end - pos == _P256_SPKI_SIZE and tbs.startswith(_P256_SPKI_PREFIX, pos)
             else None
         )
+        self._after_spki = end
+
+    def extension(self, oid: bytes) -> bytes | None:
+        """The extnValue (OCTET STRING contents) of the extension whose OID has the DER body
+        ``oid``, or None. RFC 5280 §4.1: issuerUniqueID [1] and subjectUniqueID [2] may follow
+        the key, then extensions [3] EXPLICIT SEQUENCE OF SEQUENCE {extnID, critical BOOLEAN
+        DEFAULT FALSE, extnValue OCTET STRING}; §4.2: no extension may appear twice."""
+        tbs, pos = self.tbs, self._after_spki
+        end = _tlv(tbs, 0)[2]
+        while pos < end and tbs[pos] in (0x81, 0xA1, 0x82, 0xA2):  # unique IDs
+            pos = _tlv(tbs, pos)[2]
+        if pos >= end or tbs[pos] != 0xA3:
+            return None
+        _, s, _ = _tlv(tbs, pos)
+        tag, pos, end = _tlv(tbs, s)
+        if tag != _SEQUENCE:
+            raise ValueError("extensions are not a SEQUENCE")
+        seen, found = set(), None
+        while pos < end:
+            tag, xs, pos = _tlv(tbs, pos)
+            otag, os_, oe = _tlv(tbs, xs)
+            if tag != _SEQUENCE or otag != 0x06:
+                raise ValueError("malformed extension")
+            ext_oid = tbs[os_:oe]
+            if ext_oid in seen:
+                raise ValueError(f"duplicate extension {ext_oid.hex()}")
+            seen.add(ext_oid)
+            vtag, vs, ve = _tlv(tbs, oe)
+            if vtag == 0x01:  # critical
+                vtag, vs, ve = _tlv(tbs, ve)
+            if vtag != 0x04 or ve != pos:
+                raise ValueError("malformed extension value")
+            if ext_oid == oid:
+                found = tbs[vs:ve]
+        return found
 
 
 def _time(data: bytes, pos: int) -> tuple[datetime, int]:

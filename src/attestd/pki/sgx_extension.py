@@ -22,11 +22,12 @@ from dataclasses import dataclass
 
 from attestd.errors import MalformedEvidence
 
-__all__ = ["SGX_EXTENSION_OID", "PckExtension", "parse_pck_extension"]
+__all__ = ["SGX_EXTENSION_OID", "SGX_EXTENSION_OID_DER", "PckExtension", "parse_pck_extension"]
 
 SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
 _STRUCT = "PckSgxExtension"
-_OID_PREFIX = bytes.fromhex("2a864886f84d010d01")  # DER body of 1.2.840.113741.1.13.1
+SGX_EXTENSION_OID_DER = bytes.fromhex("2a864886f84d010d01")  # its DER body
+_OID_PREFIX = SGX_EXTENSION_OID_DER
 
 _SEQUENCE, _INTEGER, _OCTET_STRING, _OID, _ENUMERATED, _BOOLEAN = 0x30, 0x02, 0x04, 0x06, 0x0A, 0x01
 _COMPONENTS = tuple(
