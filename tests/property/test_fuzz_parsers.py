@@ -103,6 +103,28 @@ def test_pck_extension_parser(data: bytes) -> None:
         pass
 
 
+def _tcb_content() -> bytes:
+    """The contents of the TCB SEQUENCE of a real PCK certificate's SGX extension."""
+    from attestd.pki.sgx_extension import _OID_PREFIX, _items
+
+    value = _extension()
+    _, start, end = _items(value, 4, len(value), "extension")[_OID_PREFIX + b"\x02"][:3]
+    return value[start:end]
+
+
+@FUZZ
+@given(mutated([_tcb_content()]))
+def test_pck_tcb_fast_reader_is_a_subset_of_the_checked_one(content: bytes) -> None:
+    """Whatever the one-pass reader of Intel's TCB layout accepts, the checked reader reads the
+    same; it declines (None) everything else rather than guess."""
+    from attestd.pki.sgx_extension import _tcb, _tcb_fast
+
+    fast = _tcb_fast(content, 0, len(content))
+    if fast is None:
+        return
+    assert _tcb(content, 0, len(content)) == fast
+
+
 _JSON_SEEDS = [
     (DCAP / "phala-dcap-qvl/tdx_v4/tcb_info.json").read_bytes(),
     (DCAP / "teepot/out_of_date/tcb_info.json").read_bytes(),

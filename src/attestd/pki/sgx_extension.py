@@ -18,6 +18,7 @@ A Processor CA certificate has 5 entries, a Platform CA certificate 7 (dcap.md Â
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from attestd.errors import MalformedEvidence
@@ -151,6 +152,48 @@ def _svns(value: bytes, tcb: dict[bytes, tuple[int, int, int, int]]) -> tuple[in
     return tuple([_uint(_get(value, tcb, key, _INTEGER, name), name) for key, name in _COMPONENTS])
 
 
+_Tcb = tuple[tuple[int, ...], int, bytes]
+
+
+def _tcb(value: bytes, start: int, end: int) -> _Tcb:
+    """The TCB SEQUENCE: 16 component SVNs, PCESVN and CPUSVN, in any order, each checked."""
+    tcb = _items(value, start, end, "tcb")
+    p = _OID_PREFIX
+    pcesvn = _uint(_get(value, tcb, p + bytes([2, 17]), _INTEGER, "tcb.pcesvn"), "tcb.pcesvn")
+    cpusvn = _get(value, tcb, p + bytes([2, 18]), _OCTET_STRING, "tcb.cpusvn", 16)
+    return _svns(value, tcb), pcesvn, cpusvn
+
+
+def _int_entry(arc: int) -> bytes:
+    """SEQUENCE {OID .2.<arc>, INTEGER} with a minimal 1- or 2-byte non-negative INTEGER (the
+    SEQUENCE length follows from it)."""
+    oid = re.escape(b"\x06\x0b" + _OID_PREFIX + bytes([2, arc]))
+    return (
+        b"(?:\x30\x10" + oid + b"\x02\x01([\x00-\x7f])"
+        b"|\x30\x11" + oid + b"\x02\x02(\x00[\x80-\xff]|[\x01-\x7f][\x00-\xff]))"
+    )
+
+
+# Intel's own encoding of the TCB SEQUENCE: .2.1-.2.17 in order as minimal INTEGERs below
+# 2^15, then .2.18 (CPUSVN). A subset of what _tcb accepts, read in one pass.
+_TCB_LAYOUT = re.compile(
+    b"".join(_int_entry(arc) for arc in range(1, 18))
+    + re.escape(b"\x30\x1f\x06\x0b" + _OID_PREFIX + b"\x02\x12\x04\x10")
+    + b"(.{16})",
+    re.DOTALL,
+)
+
+
+def _tcb_fast(value: bytes, start: int, end: int) -> _Tcb | None:
+    """:func:`_tcb` for Intel's layout, or None for anything else (which :func:`_tcb` reads)."""
+    m = _TCB_LAYOUT.fullmatch(value, start, end)
+    if m is None:
+        return None
+    g = m.groups()
+    svns = [int.from_bytes(a or b, "big") for a, b in zip(g[0:34:2], g[1:34:2], strict=True)]
+    return tuple(svns[:16]), svns[16], g[34]
+
+
 def parse_pck_extension(value: bytes) -> PckExtension:
     """Parse the DER value of the SGX extension; raises :class:`MalformedEvidence`."""
     s, e = _expect(value, 0, len(value), _SEQUENCE, "extension")
@@ -163,11 +206,10 @@ def parse_pck_extension(value: bytes) -> PckExtension:
     tcb_raw = top.get(p + b"\x02")
     if tcb_raw is None or tcb_raw[0] != _SEQUENCE:
         raise MalformedEvidence(_STRUCT, "tcb", 0, "required SEQUENCE missing")
-    tcb = _items(value, tcb_raw[1], tcb_raw[2], "tcb")
-    comps = _svns(value, tcb)
+    comps, pcesvn, cpusvn = _tcb_fast(value, tcb_raw[1], tcb_raw[2]) or _tcb(
+        value, tcb_raw[1], tcb_raw[2]
+    )
     ppid = _get(value, top, p + b"\x01", _OCTET_STRING, "ppid", 16)
-    pcesvn = _uint(_get(value, tcb, p + bytes([2, 17]), _INTEGER, "tcb.pcesvn"), "tcb.pcesvn")
-    cpusvn = _get(value, tcb, p + bytes([2, 18]), _OCTET_STRING, "tcb.cpusvn", 16)
     pce_id = _get(value, top, p + b"\x03", _OCTET_STRING, "pceid", 2)
     fmspc = _get(value, top, p + b"\x04", _OCTET_STRING, "fmspc", 6)
     sgx_type = _uint(_get(value, top, p + b"\x05", _ENUMERATED, "sgx_type"), "sgx_type")
