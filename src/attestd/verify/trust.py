@@ -9,6 +9,7 @@ Intel QVL does; everything Intel signs is ECDSA P-256 with SHA-256, and nothing 
 from __future__ import annotations
 
 import binascii
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -192,6 +193,7 @@ class TrustCache:
         self.anchors = anchors
         self._anchor_keys = anchors.public_keys
         self._anchor_certs = anchors.anchor_keys
+        self._anchors_read = _read_anchors(anchors)
         self._signed: set[tuple[bytes, bytes, bytes]] = set()
         self._pem: dict[bytes, tuple[Cert, ...]] = {}
         self._certs: dict[bytes, Cert] = {}
@@ -210,7 +212,8 @@ class TrustCache:
                 for block in _pem_blocks(data):
                     cert = self._certs.get(block)
                     if cert is None:
-                        cert = Cert(_pem_body(block))
+                        der = _pem_body(block)
+                        cert = self._anchors_read.get(der) or Cert(der)
                         remember(self._certs, block, cert)
                     certs.append(cert)
             except X509_LOAD_ERRORS as exc:
@@ -425,6 +428,18 @@ class TrustCache:
         )
         remember(self._collateral, coll, vc)
         return vc
+
+
+@functools.cache
+def _read_anchors(anchors: TrustAnchors) -> dict[bytes, Cert]:
+    """DER of each EC trust anchor -> its :class:`Cert`, read once per anchor set: a chain that
+    embeds the anchor itself (byte for byte) reuses it, as it reuses the anchor's key."""
+    out = {}
+    for der, key in anchors.anchor_keys.items():
+        cert = Cert(der)
+        cert.use_key(key)
+        out[der] = cert
+    return out
 
 
 def _verify_json(signer: Cert, signature: bytes, data: bytes) -> bool:
