@@ -57,3 +57,25 @@ def test_pem_marker_inside_a_line_is_not_a_block() -> None:
     quote = (FOLDER / "quote.bin").read_bytes()
     with pytest.raises(AttestdError):
         DcapVerifier(collateral=BundleDirectory(FOLDER)).verify(quote, at=AT, collateral=bad)
+
+
+def test_an_embedded_anchor_is_read_once_and_an_older_issuance_is_checked() -> None:
+    """A root byte-identical to the configured anchor reuses the anchor's parsed certificate and
+    key; an older issuance of the same root (as MAA-era quotes embed) is a different
+    certificate, checked as self-signed and pinned by key."""
+    from attestd.pki.certs import default_trust_anchors
+    from attestd.verify.trust import TrustCache, _read_anchors
+    from conftest import MAA_OFFLINE
+
+    anchors = default_trust_anchors()
+    (anchor,) = _read_anchors(anchors).values()
+    current = TrustCache(anchors)._load_pem(
+        (FOLDER / "pck_chain.pem").read_bytes(), "chain", AttestdError
+    )
+    assert current[-1] is anchor
+    older_pem = next(MAA_OFFLINE.glob("*/pck_chain.pem")).read_bytes()
+    cache = TrustCache(anchors)
+    older = cache._load_pem(older_pem, "chain", AttestdError)
+    assert older[-1] is not anchor and older[-1].der != anchor.der
+    cache._anchored_root(older[-1], "chain", AttestdError)  # self-signed, anchor key: trusted
+    assert older[-1].key is not None and older[-1].subject == anchor.subject
