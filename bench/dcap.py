@@ -7,7 +7,8 @@ Run:  .venv/bin/python bench/dcap.py [--rounds 7] [--seconds 0.5]
   are cached by the exact bytes verified, so each call parses the quote, checks every validity
   window at the verification time, verifies the quote signature and selects the TCB level.
 - "cold": a new DcapVerifier per call, so every certificate, CRL, TCB Info and QE Identity is
-  parsed and verified again (collateral bytes already in memory, as dcap-qvl gets them).
+  parsed and verified again (collateral bytes already in memory, as dcap-qvl gets them). Only the
+  configured trust anchor is read once: a chain root byte-identical to it is the anchor.
 - dcap-qvl: ``dcap_qvl.verify(quote, collateral, now)`` with its collateral object pre-built.
 
 Each round runs every contender for ``--seconds``; the table reports the median rate over the
