@@ -37,19 +37,6 @@ __all__ = [
     "signed_span",
 ]
 
-PLATFORM_STATUSES = frozenset(
-    {
-        "UpToDate",
-        "SWHardeningNeeded",
-        "ConfigurationNeeded",
-        "ConfigurationAndSWHardeningNeeded",
-        "OutOfDate",
-        "OutOfDateConfigurationNeeded",
-        "Revoked",
-    }
-)
-ENCLAVE_STATUSES = frozenset({"UpToDate", "OutOfDate", "Revoked"})
-
 _DECODER = json.JSONDecoder()
 _CANONICAL = {
     key: re.compile(
