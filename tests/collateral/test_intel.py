@@ -238,3 +238,18 @@ def test_the_signed_span_must_be_an_object_with_a_signature() -> None:
     ):
         with pytest.raises(CollateralMalformed):
             parse_tcb_info(raw)
+
+
+@pytest.mark.parametrize("spaced", [False, True], ids=["compact", "spaced"])
+@pytest.mark.parametrize(
+    "nested", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000]
+)
+def test_deep_nesting_is_malformed_not_a_crash(nested: bytes, spaced: bool) -> None:
+    """Both JSON readers stop at their nesting limit with RecursionError; that is a malformed
+    document, in either layout, for both documents (an unknown member is still decoded)."""
+    sig = json.loads(SGX_V3.read_bytes())["signature"].encode()
+    sep = b" " if spaced else b""
+    for key, parse in (("tcbInfo", parse_tcb_info), ("enclaveIdentity", parse_enclave_identity)):
+        raw = b'{"%s":%s{"x":%s}%s,"signature":"%s"}' % (key.encode(), sep, nested, sep, sig)
+        with pytest.raises(CollateralMalformed):
+            parse(raw)

@@ -117,7 +117,7 @@ def _decode(
                 fast.group(1),
                 bytes.fromhex(fast.group(2).decode()),
             )
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             pass  # not the compact layout after all, or invalid: the exact path decides and names it
     signed, sig = signed_span(raw, key, what)
     try:
@@ -126,6 +126,8 @@ def _decode(
         message, _, path = str(exc).partition(" - at `$")
         where = f"{key}{path.rstrip('`')}" if path else key
         raise CollateralMalformed(f"{what}: {where}: {message}") from exc
+    except RecursionError as exc:  # msgspec's nesting limit
+        raise CollateralMalformed(f"{what}: {key}: nested too deeply") from exc
 
 
 def _time(value: str, path: str) -> datetime:
