@@ -400,7 +400,7 @@ class AttestationService:
         raw = b64url_decode(body.get("data"), "data")
         try:
             message = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise InvalidRequest(f"'data' is not base64url JSON: {exc}") from exc
         payload = message.get("payload") if isinstance(message, dict) else None
         if not isinstance(payload, dict):
@@ -454,7 +454,7 @@ class AttestationService:
             if outer["ProtectionKeyName"] != name or len(sealed) < 13:
                 raise InvalidRequest("the service_context was not issued by this instance")
             context = json.loads(AESGCM(key).decrypt(sealed[:12], sealed[12:], name.encode()))
-        except (KeyError, TypeError, ValueError, InvalidTag) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError, InvalidTag) as exc:
             raise InvalidRequest("the service_context is not authentic") from exc
         if not isinstance(context, dict) or context.get("expires", 0) < self.clock().timestamp():
             raise InvalidRequest("the service_context has expired: start again with step 1")
@@ -657,7 +657,7 @@ class AttestationService:
             if outer["ProtectionKeyName"] != name or len(sealed) < 13:
                 raise InvalidRequest(f"the {field} was not issued by this instance")
             context = json.loads(AESGCM(key).decrypt(sealed[:12], sealed[12:], name.encode()))
-        except (KeyError, TypeError, ValueError, InvalidTag) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError, InvalidTag) as exc:
             raise InvalidRequest(f"the {field} is not authentic") from exc
         if not isinstance(context, dict) or context.get("expires", 0) < self.clock().timestamp():
             raise InvalidRequest(f"the {field} has expired: start again with step 1")
@@ -886,7 +886,7 @@ class AttestationService:
         if kind == "JSON":
             try:
                 claims[name] = json.loads(data.rstrip(b"\x00").decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
                 raise InvalidRequest(f"'{field}' is dataType JSON but not JSON: {exc}") from exc
             return
         if field == "runtimeData" and not tdx:

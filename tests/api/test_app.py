@@ -247,6 +247,8 @@ def test_policy_management(api: tuple[TestClient, AttestationService, str]) -> N
     assert claims_of(r.json()["token"], client)["x-ms-policy-certificates"] == {"keys": []}
     r = client.post("/certificates:add", json="x.y.z", headers=auth)
     assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidOperation"
+    r = client.post("/certificates:add", content=b"[" * 100_000 + b"]" * 100_000, headers=auth)
+    assert r.status_code == 400  # nested past json's limit: not JSON, so not a JWS string
     actions = [e.action for e in api[1].store.audit_log()]
     assert actions[:2] == ["policy.reset", "policy.set"]
 

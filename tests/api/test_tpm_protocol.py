@@ -732,6 +732,19 @@ def test_malformed_messages_are_400_not_500(api: Api) -> None:
         assert r.status_code == 400, (body, r.text)
 
 
+def test_deeply_nested_json_is_400_not_500(api: Api) -> None:
+    """Python's json stops at its nesting limit with RecursionError: the message itself, and a
+    service_context or enrollment context, nested that deep, are malformed requests."""
+    api.set_policy()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = api.client.post("/attest/Tpm?api-version=2022-08-01", json={"data": b64u(deep)})
+    assert r.status_code == 400, r.text
+    r = api.send({"request": "a.b.c", "service_context": b64u(deep)})
+    assert r.status_code == 400, r.text
+    r = api.client.post("/enroll/Tpm", json={"enrollment_context": b64u(deep), "secret": "AAAA"})
+    assert r.status_code == 400, r.text
+
+
 def test_request_without_a_tpm_policy_gets_maas_message(api: Api) -> None:
     r = api.send({"request": "a.b.c"})
     assert "A VBS attestation policy has not been set" in error_of(r)

@@ -171,7 +171,7 @@ def create_app(service: AttestationService) -> ASGIApp:
             raw = await body_of(request)
             try:
                 value = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 value = _text(raw)  # tolerate the bare JWS
             if not isinstance(value, str):
                 raise InvalidRequest("the body must be the certificate JWS as a JSON string")

@@ -103,7 +103,7 @@ def _bundle_key(bundle: DcapCollateral, where: str) -> tuple[Tee, bytes, CaType]
         fmspc = bytes.fromhex(info["fmspc"])
         tee: Tee = "tdx" if info.get("id") == "TDX" else "sgx"
         first = x509.load_pem_x509_certificates(bundle.pck_crl_issuer_chain)[0]
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
         raise CollateralMalformed(f"{where}: cannot index bundle ({exc})") from exc
     cn = first.subject.rfc4514_string()
     ca: CaType = "platform" if "Platform" in cn else "processor"
