@@ -741,6 +741,11 @@ def test_deeply_nested_json_is_400_not_500(api: Api) -> None:
     assert r.status_code == 400, r.text
     r = api.send({"request": "a.b.c", "service_context": b64u(deep)})
     assert r.status_code == 400, r.text
+    _, context = api.init()
+    header = b64u(json.dumps({"alg": "RS256", "typ": "attReqV2"}).encode())
+    for jws in (f"{b64u(deep)}.e30.AAAA", f"{header}.{b64u(deep)}.AAAA"):
+        r = api.send({"request": jws, "service_context": context})
+        assert r.status_code == 400, r.text
     r = api.client.post("/enroll/Tpm", json={"enrollment_context": b64u(deep), "secret": "AAAA"})
     assert r.status_code == 400, r.text
 

@@ -307,7 +307,7 @@ def parse_request(jws: object) -> AttestationRequest:
     head_b64, body_b64, sig_b64 = jws.split(".")
     try:
         header = json.loads(b64_any(head_b64, "request JWS header"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _fail(f"the request JWS header is not JSON: {exc}") from exc
     header = _obj(header, "request JWS header")
     alg = header.get("alg")
@@ -322,7 +322,7 @@ def parse_request(jws: object) -> AttestationRequest:
     try:
         text = raw.decode("utf-8")
         payload = json.loads(text, object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, InvalidTpmRequest):
             raise
         raise _fail(f"the request JWS payload is not UTF-8 JSON: {exc}") from exc
