@@ -344,7 +344,7 @@ def _exchange(client: AttestdClient, payload: dict[str, Any]) -> dict[str, Any]:
     try:
         message = json.loads(_unb64u(reply["data"]))
         result: dict[str, Any] = message["payload"]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise TpmClientError(f"unexpected reply from /attest/Tpm: {reply!r:.200}") from exc
     return result
 

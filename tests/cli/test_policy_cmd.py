@@ -108,3 +108,14 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str]) -> No
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert "Traceback" not in err
+
+
+def test_claims_nested_past_the_json_limit_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    claims = tmp_path / "deep.json"
+    claims.write_text("[" * 100_000 + "]" * 100_000)
+    policy = str(POLICIES / "minimal_permit_all.txt")
+    code, _, err = run(capsys, "policy", "eval", policy, "--claims", str(claims))
+    assert code == 2
+    assert "Traceback" not in err and "--claims" in err

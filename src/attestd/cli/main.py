@@ -223,7 +223,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
     try:
         data = json.loads(Path(args.claims).read_text(encoding="utf-8"))
         claims = claims_from_json(data)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise UsageError(f"--claims {args.claims}: {exc}") from exc
     result = evaluate(compiled, claims)
     if args.json:
