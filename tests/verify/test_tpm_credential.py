@@ -291,7 +291,17 @@ def test_tpm2_makecredential_output_matches_ours(
     assert write_tpm2_tools_credential(blob, encrypted) == theirs
     our_blob, our_encrypted = make_credential(keys.ek, keys.ak_name, secret)
     assert len(blob) == len(our_blob) == 2 + 2 + 32 + 2 + 32
-    assert len(encrypted) == len(our_encrypted) == (2 + 256 if which == "rsa" else 2 + 68)
+    if which == "rsa":
+        assert len(encrypted) == len(our_encrypted) == 2 + 256
+    else:
+        # TPMS_ECC_POINT of the ephemeral key: we write both coordinates 32 bytes wide;
+        # tpm2-tools drops their leading zero bytes (about 1 point in 128 has one), and the TPM
+        # takes both forms (it activates theirs below).
+        assert len(our_encrypted) == 2 + 68
+        x_len = int.from_bytes(encrypted[2:4], "big")
+        y_len = int.from_bytes(encrypted[4 + x_len : 6 + x_len], "big")
+        assert 28 <= x_len <= 32 and 28 <= y_len <= 32
+        assert len(encrypted) == 2 + 2 + x_len + 2 + y_len == 2 + int.from_bytes(encrypted[:2])
     hmac_theirs, enc_theirs = parse_id_object(blob)
     hmac_ours, enc_ours = parse_id_object(our_blob)
     assert (len(hmac_theirs), len(enc_theirs)) == (len(hmac_ours), len(enc_ours)) == (32, 34)
