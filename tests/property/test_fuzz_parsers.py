@@ -105,10 +105,10 @@ def test_pck_extension_parser(data: bytes) -> None:
 
 def _tcb_content() -> bytes:
     """The contents of the TCB SEQUENCE of a real PCK certificate's SGX extension."""
-    from attestd.pki.sgx_extension import _OID_PREFIX, _items
+    from attestd.pki.sgx_extension import SGX_EXTENSION_OID_DER, _items
 
     value = _extension()
-    _, start, end = _items(value, 4, len(value), "extension")[_OID_PREFIX + b"\x02"][:3]
+    _, start, end = _items(value, 4, len(value), "extension")[SGX_EXTENSION_OID_DER + b"\x02"][:3]
     return value[start:end]
 
 

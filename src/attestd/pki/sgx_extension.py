@@ -27,12 +27,11 @@ __all__ = ["SGX_EXTENSION_OID", "SGX_EXTENSION_OID_DER", "PckExtension", "parse_
 
 SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
 _STRUCT = "PckSgxExtension"
-SGX_EXTENSION_OID_DER = bytes.fromhex("2a864886f84d010d01")  # its DER body
-_OID_PREFIX = SGX_EXTENSION_OID_DER
+SGX_EXTENSION_OID_DER = bytes.fromhex("2a864886f84d010d01")  # its DER body; entries extend it
 
 _SEQUENCE, _INTEGER, _OCTET_STRING, _OID, _ENUMERATED, _BOOLEAN = 0x30, 0x02, 0x04, 0x06, 0x0A, 0x01
 _COMPONENTS = tuple(
-    (_OID_PREFIX + bytes([2, i]), f"tcb.sgxtcbcomp{i:02d}svn") for i in range(1, 17)
+    (SGX_EXTENSION_OID_DER + bytes([2, i]), f"tcb.sgxtcbcomp{i:02d}svn") for i in range(1, 17)
 )
 
 
@@ -158,7 +157,7 @@ _Tcb = tuple[tuple[int, ...], int, bytes]
 def _tcb(value: bytes, start: int, end: int) -> _Tcb:
     """The TCB SEQUENCE: 16 component SVNs, PCESVN and CPUSVN, in any order, each checked."""
     tcb = _items(value, start, end, "tcb")
-    p = _OID_PREFIX
+    p = SGX_EXTENSION_OID_DER
     pcesvn = _uint(_get(value, tcb, p + bytes([2, 17]), _INTEGER, "tcb.pcesvn"), "tcb.pcesvn")
     cpusvn = _get(value, tcb, p + bytes([2, 18]), _OCTET_STRING, "tcb.cpusvn", 16)
     return _svns(value, tcb), pcesvn, cpusvn
@@ -167,7 +166,7 @@ def _tcb(value: bytes, start: int, end: int) -> _Tcb:
 def _int_entry(arc: int) -> bytes:
     """SEQUENCE {OID .2.<arc>, INTEGER} with a minimal 1- or 2-byte non-negative INTEGER (the
     SEQUENCE length follows from it)."""
-    oid = re.escape(b"\x06\x0b" + _OID_PREFIX + bytes([2, arc]))
+    oid = re.escape(b"\x06\x0b" + SGX_EXTENSION_OID_DER + bytes([2, arc]))
     return (
         b"(?:\x30\x10" + oid + b"\x02\x01([\x00-\x7f])"
         b"|\x30\x11" + oid + b"\x02\x02(\x00[\x80-\xff]|[\x01-\x7f][\x00-\xff]))"
@@ -178,7 +177,7 @@ def _int_entry(arc: int) -> bytes:
 # 2^15, then .2.18 (CPUSVN). A subset of what _tcb accepts, read in one pass.
 _TCB_LAYOUT = re.compile(
     b"".join(_int_entry(arc) for arc in range(1, 18))
-    + re.escape(b"\x30\x1f\x06\x0b" + _OID_PREFIX + b"\x02\x12\x04\x10")
+    + re.escape(b"\x30\x1f\x06\x0b" + SGX_EXTENSION_OID_DER + b"\x02\x12\x04\x10")
     + b"(.{16})",
     re.DOTALL,
 )
@@ -200,7 +199,7 @@ def parse_pck_extension(value: bytes) -> PckExtension:
     if e != len(value):
         raise MalformedEvidence(_STRUCT, "extension", e, "trailing bytes")
     top = _items(value, s, e, "extension")
-    p = _OID_PREFIX
+    p = SGX_EXTENSION_OID_DER
     if len(top) not in (5, 7):
         raise MalformedEvidence(_STRUCT, "extension", 0, f"{len(top)} entries, expected 5 or 7")
     tcb_raw = top.get(p + b"\x02")

@@ -192,7 +192,6 @@ class TrustCache:
     def __init__(self, anchors: TrustAnchors) -> None:
         self.anchors = anchors
         self._anchor_keys = anchors.public_keys
-        self._anchor_certs = anchors.anchor_keys
         self._anchors_read = _read_anchors(anchors)
         self._signed: set[tuple[bytes, bytes, bytes]] = set()
         self._pem: dict[bytes, tuple[Cert, ...]] = {}
@@ -242,10 +241,8 @@ class TrustCache:
 
     def _anchored_root(self, root: Cert, what: str, untrusted: type[AttestdError]) -> None:
         """Steps 8-9: the root is self-signed and has the public key of a trust anchor."""
-        anchor_key = self._anchor_certs.get(root.der)
-        if anchor_key is not None:
-            root.use_key(anchor_key)  # the anchor itself: its key object is already built
-            return
+        if root is self._anchors_read.get(root.der):
+            return  # the configured anchor itself, read (with its key) when configured
         if not self._signed_by(root, root):
             raise untrusted(f"{what}: root {root.cn!r} is not a valid self-signed certificate")
         if root.key is None or spki_der(root.key) not in self._anchor_keys:
