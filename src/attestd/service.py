@@ -23,6 +23,7 @@ import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from attestd._json import parse_json
 from attestd.claims.dcap import dcap_claims
 from attestd.collateral.source import BundleDirectory, BundleStore, CollateralSource
 from attestd.config import Settings
@@ -399,8 +400,8 @@ class AttestationService:
         :mod:`attestd.verify.tpm_request` and answered with step 3, ``{"report": "<JWT>"}``."""
         raw = b64url_decode(body.get("data"), "data")
         try:
-            message = json.loads(raw)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            message = parse_json(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
             raise InvalidRequest(f"'data' is not base64url JSON: {exc}") from exc
         payload = message.get("payload") if isinstance(message, dict) else None
         if not isinstance(payload, dict):
@@ -448,13 +449,13 @@ class AttestationService:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         try:
-            outer = json.loads(b64url_decode(service_context, "service_context"))
+            outer = parse_json(b64url_decode(service_context, "service_context"))
             sealed = b64url_decode(outer["ProtectedContext"], "ProtectedContext")
             name, key = self._context_key()
             if outer["ProtectionKeyName"] != name or len(sealed) < 13:
                 raise InvalidRequest("the service_context was not issued by this instance")
             context = json.loads(AESGCM(key).decrypt(sealed[:12], sealed[12:], name.encode()))
-        except (KeyError, TypeError, ValueError, RecursionError, InvalidTag) as exc:
+        except (KeyError, TypeError, ValueError, InvalidTag) as exc:
             raise InvalidRequest("the service_context is not authentic") from exc
         if not isinstance(context, dict) or context.get("expires", 0) < self.clock().timestamp():
             raise InvalidRequest("the service_context has expired: start again with step 1")
@@ -651,13 +652,13 @@ class AttestationService:
 
         field = f"{what}_context"
         try:
-            outer = json.loads(b64url_decode(token, field))
+            outer = parse_json(b64url_decode(token, field))
             sealed = b64url_decode(outer["ProtectedContext"], "ProtectedContext")
             name, key = self._context_key(info)
             if outer["ProtectionKeyName"] != name or len(sealed) < 13:
                 raise InvalidRequest(f"the {field} was not issued by this instance")
             context = json.loads(AESGCM(key).decrypt(sealed[:12], sealed[12:], name.encode()))
-        except (KeyError, TypeError, ValueError, RecursionError, InvalidTag) as exc:
+        except (KeyError, TypeError, ValueError, InvalidTag) as exc:
             raise InvalidRequest(f"the {field} is not authentic") from exc
         if not isinstance(context, dict) or context.get("expires", 0) < self.clock().timestamp():
             raise InvalidRequest(f"the {field} has expired: start again with step 1")
@@ -885,8 +886,8 @@ class AttestationService:
         name = "x-ms-runtime" if field == "runtimeData" else "x-ms-inittime"
         if kind == "JSON":
             try:
-                claims[name] = json.loads(data.rstrip(b"\x00").decode("utf-8"))
-            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                claims[name] = parse_json(data.rstrip(b"\x00").decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
                 raise InvalidRequest(f"'{field}' is dataType JSON but not JSON: {exc}") from exc
             return
         if field == "runtimeData" and not tdx:

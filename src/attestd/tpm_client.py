@@ -41,6 +41,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from attestd._json import parse_json
 from attestd.client import AttestdClient, ServiceError
 from attestd.errors import AttestdError, EvidenceError
 
@@ -342,9 +343,9 @@ def _exchange(client: AttestdClient, payload: dict[str, Any]) -> dict[str, Any]:
     data = b64u(json.dumps({"payload": payload}).encode())
     reply = client._call("POST", "/attest/Tpm", json={"data": data})
     try:
-        message = json.loads(_unb64u(reply["data"]))
+        message = parse_json(_unb64u(reply["data"]))
         result: dict[str, Any] = message["payload"]
-    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise TpmClientError(f"unexpected reply from /attest/Tpm: {reply!r:.200}") from exc
     return result
 

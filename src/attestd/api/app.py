@@ -8,7 +8,6 @@ authenticate administrators; isolated instances also require signed policy docum
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from attestd import __version__
+from attestd._json import parse_json
 from attestd.api.auth import Authenticator
 from attestd.api.problems import cloud_error, status_and_code
 from attestd.errors import AttestdError
@@ -170,8 +170,8 @@ def create_app(service: AttestationService) -> ASGIApp:
             actor = admin(request)
             raw = await body_of(request)
             try:
-                value = json.loads(raw)
-            except (ValueError, RecursionError):
+                value = parse_json(raw)
+            except ValueError:
                 value = _text(raw)  # tolerate the bare JWS
             if not isinstance(value, str):
                 raise InvalidRequest("the body must be the certificate JWS as a JSON string")

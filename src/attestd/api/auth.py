@@ -38,7 +38,6 @@ thread; each of its two requests has 5 s timeouts) and rare: once per cache peri
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -49,6 +48,7 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 
+from attestd._json import parse_json
 from attestd.config import Settings
 from attestd.service import AttestationService, NotAuthorized
 from attestd.store.base import API_KEY_PREFIX
@@ -371,8 +371,8 @@ def _get_json(url: str) -> dict[str, Any]:
     except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
         raise _FetchError(f"GET {url}: {type(exc).__name__}: {exc}") from None
     try:
-        data = json.loads(bytes(body))
-    except (ValueError, RecursionError):
+        data = parse_json(bytes(body))
+    except ValueError:
         raise _FetchError(f"GET {url}: the answer is not JSON") from None
     if not isinstance(data, dict):
         raise _FetchError(f"GET {url}: the answer is not a JSON object")

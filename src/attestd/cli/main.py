@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from attestd._json import parse_json
 from attestd.claims.dcap import dcap_claims
 from attestd.collateral.source import BUNDLE_FILES, BundleDirectory, BundleStore, CollateralSource
 from attestd.errors import AttestdError, ConfigurationError, PolicyError, PolicyParsingError
@@ -221,9 +222,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
         print(policy_hash(text))
         return EXIT_OK
     try:
-        data = json.loads(Path(args.claims).read_text(encoding="utf-8"))
+        data = parse_json(Path(args.claims).read_text(encoding="utf-8"))
         claims = claims_from_json(data)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"--claims {args.claims}: {exc}") from exc
     result = evaluate(compiled, claims)
     if args.json:

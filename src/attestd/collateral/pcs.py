@@ -61,6 +61,7 @@ from urllib.parse import unquote, urlencode
 import httpx
 
 from attestd import __version__
+from attestd._json import parse_json
 from attestd.collateral.source import CaType, DcapCollateral, Tee
 from attestd.errors import (
     AttestdError,
@@ -374,12 +375,12 @@ def _entry(url: str, kind: _Kind, body: bytes, headers: Mapping[str, str]) -> _E
 
 def _json_next_update(body: bytes, key: str, what: str) -> datetime:
     try:
-        doc = json.loads(body.rstrip(b"\x00"))
+        doc = parse_json(body.rstrip(b"\x00"))
         value = doc[key]["nextUpdate"]
         if not isinstance(value, str):
             raise TypeError(f"nextUpdate is {type(value).__name__}, not a string")
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise CollateralMalformed(f"{what}: no readable {key}.nextUpdate ({exc!r})") from exc
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 

@@ -15,11 +15,11 @@ Sources return bytes exactly as received; all checking happens in :mod:`attestd.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from attestd._json import parse_json
 from attestd.errors import CollateralMalformed, CollateralUnavailable
 
 __all__ = [
@@ -94,20 +94,24 @@ class BundleDirectory:
         return self._bundle
 
 
-def _bundle_key(bundle: DcapCollateral, where: str) -> tuple[Tee, bytes, CaType]:
-    """(tee, fmspc, ca) of a bundle, read from its TCB Info and PCK CRL issuer chain."""
+def _bundle_key(bundle: DcapCollateral, where: str) -> tuple[tuple[Tee, bytes, CaType], str]:
+    """((tee, fmspc, ca), issueDate) of a bundle, read from its TCB Info and PCK CRL issuer
+    chain."""
     from cryptography import x509
 
     try:
-        info = json.loads(bundle.tcb_info)["tcbInfo"]
+        info = parse_json(bundle.tcb_info)["tcbInfo"]
         fmspc = bytes.fromhex(info["fmspc"])
         tee: Tee = "tdx" if info.get("id") == "TDX" else "sgx"
+        issued = info.get("issueDate", "")
+        if not isinstance(issued, str):
+            raise TypeError(f"issueDate is {type(issued).__name__}, not a string")
         first = x509.load_pem_x509_certificates(bundle.pck_crl_issuer_chain)[0]
-    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise CollateralMalformed(f"{where}: cannot index bundle ({exc})") from exc
     cn = first.subject.rfc4514_string()
     ca: CaType = "platform" if "Platform" in cn else "processor"
-    return tee, fmspc, ca
+    return (tee, fmspc, ca), issued
 
 
 class BundleStore:
@@ -122,8 +126,7 @@ class BundleStore:
         index: dict[tuple[Tee, bytes, CaType], tuple[str, DcapCollateral]] = {}
         for info in sorted(self.root.rglob(BUNDLE_FILES["tcb_info"])):
             bundle = DcapCollateral.from_directory(info.parent)
-            key = _bundle_key(bundle, str(info.parent))
-            issued = json.loads(bundle.tcb_info)["tcbInfo"].get("issueDate", "")
+            key, issued = _bundle_key(bundle, str(info.parent))
             if key not in index or issued > index[key][0]:
                 index[key] = (issued, bundle)
         return index

@@ -17,6 +17,8 @@ import jmespath
 import jmespath.exceptions
 import jmespath.functions
 
+from attestd._json import parse_json
+
 __all__ = ["FUNCTIONS", "Function", "PolicyRuntimeError", "Value"]
 
 Scalar = int | bool | str
@@ -44,7 +46,7 @@ def _json(document: str) -> Any:
     """json.loads, remembered for the few large documents (event logs) policies query."""
     data = _DOCUMENTS.get(document)
     if data is None:
-        data = json.loads(document)
+        data = parse_json(document)
         if len(document) > 4096:
             if len(_DOCUMENTS) >= 16:
                 _DOCUMENTS.clear()
@@ -74,8 +76,8 @@ def _json_to_claim_value(document: Value) -> Value:
     if not isinstance(document, str):
         raise PolicyRuntimeError("JsonToClaimValue(json) takes a string")
     try:
-        data = json.loads(document)
-    except (ValueError, RecursionError) as exc:
+        data = parse_json(document)
+    except ValueError as exc:
         raise PolicyRuntimeError(f"JsonToClaimValue: not JSON ({exc})") from exc
     return _to_value(data)
 

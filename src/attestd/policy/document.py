@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from attestd._json import parse_json
 from attestd.errors import ConfigurationError, PolicyDocumentError, PolicySignatureInvalid
 from attestd.pki.certs import X509_LOAD_ERRORS, ecdsa_p256_verify_raw, strict_x509
 
@@ -275,10 +276,10 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise PolicyDocumentError(f"{what} is not UTF-8 ({exc.reason})") from exc
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        value = parse_json(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except PolicyDocumentError as exc:
         raise PolicyDocumentError(f"{what}: {exc.message}") from exc
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise PolicyDocumentError(f"{what} is not JSON ({exc})") from exc
     if not isinstance(value, dict):
         raise PolicyDocumentError(f"{what} is not a JSON object")

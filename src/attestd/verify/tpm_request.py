@@ -71,6 +71,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from attestd._json import parse_json
 from attestd.errors import (
     EvidenceError,
 )
@@ -306,8 +307,8 @@ def parse_request(jws: object) -> AttestationRequest:
         raise _fail("'request' must be a compact JWS (header.payload.signature)")
     head_b64, body_b64, sig_b64 = jws.split(".")
     try:
-        header = json.loads(b64_any(head_b64, "request JWS header"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        header = parse_json(b64_any(head_b64, "request JWS header"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise _fail(f"the request JWS header is not JSON: {exc}") from exc
     header = _obj(header, "request JWS header")
     alg = header.get("alg")
@@ -321,8 +322,8 @@ def parse_request(jws: object) -> AttestationRequest:
     raw = b64_any(body_b64, "request JWS payload")
     try:
         text = raw.decode("utf-8")
-        payload = json.loads(text, object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        payload = parse_json(text, object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, InvalidTpmRequest):
             raise
         raise _fail(f"the request JWS payload is not UTF-8 JSON: {exc}") from exc
